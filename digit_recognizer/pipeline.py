@@ -1,0 +1,66 @@
+"""The whole run, as kernel.py calls it: data -> ensemble -> submission.csv, with a printed account."""
+
+import dataclasses
+import json
+import pathlib
+import resource
+import time
+
+import numpy as np
+
+from digit_recognizer import data, submit
+
+
+def peak_memory_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def run(config, source: data.Source, out_dir, log=print) -> dict:
+    """Trains and writes `out_dir/submission.csv`; returns the run's summary (also printed)."""
+    started = time.perf_counter()
+    log(f"config: {json.dumps(dataclasses.asdict(config))}")
+    log(f"data: {source.describe()}")
+    train_frame, test_frame = data.load(source)
+    if config.limit:
+        train_frame = train_frame.iloc[: config.limit]
+    images, labels = data.to_images(train_frame), train_frame["label"].to_numpy(np.int64)
+    test_images = data.to_images(test_frame)
+    counts = data.label_counts(labels)
+    log(f"train {len(labels)} rows, test {len(test_images)} rows; label counts {counts}")
+    kept, held = data.split(labels, config.holdout, config.seed)
+    holdout = (images[held], labels[held]) if len(held) else None
+    load_seconds = time.perf_counter() - started
+
+    # imported here, not at the top: Keras loads its backend (seconds, and log lines) only once the data is good
+    from digit_recognizer import train
+
+    result = train.train_ensemble(config, images[kept], labels[kept], test_images, holdout, log=log)
+
+    frame = submit.make_submission(result.test_probabilities)
+    path = submit.write_submission(frame, pathlib.Path(out_dir) / "submission.csv", len(test_images))
+    summary = {
+        "config": dataclasses.asdict(config),
+        "data_source": source.describe(),
+        "train_rows": int(len(kept)),
+        "holdout_rows": int(len(held)),
+        "test_rows": int(len(test_images)),
+        "label_counts": counts,
+        "member_holdout_accuracy": result.member_accuracy,
+        "ensemble_holdout_accuracy": result.ensemble_accuracy,
+        "seconds": {"load": round(load_seconds, 2), "train": round(result.train_seconds, 2),
+                    "total": round(time.perf_counter() - started, 2)},
+        "images_per_second": round(result.images_per_second, 1),
+        "peak_memory_mb": round(peak_memory_mb(), 1),
+        "device": result.device,
+        "precision": result.precision,
+        "submission": str(path),
+    }
+    submit.write_atomic(pathlib.Path(out_dir) / "summary.json",
+                        lambda temporary: pathlib.Path(temporary).write_text(json.dumps(summary, indent=1)))
+    accuracy = "n/a (no hold-out)" if result.ensemble_accuracy is None else f"{result.ensemble_accuracy:.5f}"
+    log(f"hold-out accuracy: {accuracy}; members {[round(a, 5) for a in result.member_accuracy]}")
+    log(f"time: load {load_seconds:.1f} s, train {result.train_seconds:.1f} s, "
+        f"{result.images_per_second:.0f} images/s on {result.device} ({result.precision}); "
+        f"peak memory {summary['peak_memory_mb']:.0f} MB")
+    log(f"wrote {path}")
+    return summary

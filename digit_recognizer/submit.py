@@ -1,0 +1,52 @@
+"""From probabilities to a validated `ImageId,Label` file, written atomically."""
+
+import os
+import pathlib
+import tempfile
+
+import numpy as np
+import pandas as pd
+
+
+def make_submission(probabilities: np.ndarray) -> pd.DataFrame:
+    labels = np.argmax(probabilities, axis=1)
+    return pd.DataFrame({"ImageId": np.arange(1, len(labels) + 1), "Label": labels.astype(np.int64)})
+
+
+def validate_submission(frame: pd.DataFrame, test_rows: int, name: str = "submission") -> None:
+    """What Kaggle would reject, caught before the upload: columns, row count, ids 1..N, labels 0-9."""
+    if list(frame.columns) != ["ImageId", "Label"]:
+        raise ValueError(f"{name}: columns are {', '.join(map(str, frame.columns))}; expected ImageId, Label")
+    if len(frame) != test_rows:
+        raise ValueError(f"{name}: {len(frame)} rows, but test.csv has {test_rows}; one row per test image")
+    ids = pd.to_numeric(frame["ImageId"], errors="coerce")
+    wrong = np.flatnonzero(ids.to_numpy() != np.arange(1, test_rows + 1))
+    if len(wrong):
+        row = int(wrong[0])
+        raise ValueError(f"{name}: line {row + 2}, column ImageId: {frame['ImageId'].iloc[row]}; "
+                         f"ids must run 1, 2, ..., {test_rows} in order")
+    labels = pd.to_numeric(frame["Label"], errors="coerce")
+    wrong = np.flatnonzero(~labels.isin(range(10)).to_numpy())
+    if len(wrong):
+        row = int(wrong[0])
+        raise ValueError(f"{name}: line {row + 2}, column Label: {frame['Label'].iloc[row]} is not a digit 0-9")
+
+
+def write_atomic(path, write) -> pathlib.Path:
+    """Calls write(temporary path), then renames it over `path`: a crash leaves the old file whole."""
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(handle)
+    try:
+        write(temporary)
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+    return path
+
+
+def write_submission(frame: pd.DataFrame, path, test_rows: int) -> pathlib.Path:
+    validate_submission(frame, test_rows)
+    return write_atomic(path, lambda temporary: frame.to_csv(temporary, index=False))

@@ -1,0 +1,175 @@
+"""Fits one member with callbacks, then an ensemble of seeded members whose softmax outputs are averaged.
+
+Backend-neutral: Keras and keras.ops, fed numpy arrays. The one TensorFlow-only path is the tf.data map that
+augments on the CPU in parallel with the training step; any other backend augments inside the model.
+"""
+
+import dataclasses
+import pathlib
+import time
+
+import keras
+import numpy as np
+
+from digit_recognizer import augment, data, model as models
+
+
+def accelerator() -> str:
+    """'gpu' or 'cpu' for the device Keras will train on."""
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+        return "gpu" if tf.config.list_physical_devices("GPU") else "cpu"
+    if backend == "jax":
+        import jax
+        return "cpu" if jax.default_backend() == "cpu" else "gpu"
+    if backend == "torch":
+        import torch
+        return "gpu" if torch.cuda.is_available() else "cpu"
+    return "cpu"
+
+
+def cpu_has_bf16() -> bool:
+    """AMX (Intel) or AVX512-BF16 (AMD Zen 4): either makes mixed_bfloat16 several times faster than float32."""
+    try:
+        flags = pathlib.Path("/proc/cpuinfo").read_text()
+        return "amx_bf16" in flags or "avx512_bf16" in flags
+    except OSError:
+        return False
+
+
+def precision(config, device: str) -> str:
+    """The dtype policy for `precision=auto`: half precision wherever the hardware gains from it."""
+    if config.precision != "auto":
+        return config.precision
+    if device == "gpu":
+        return "mixed_float16"  # Kaggle's T4s have float16 tensor cores and no bfloat16
+    return "mixed_bfloat16" if cpu_has_bf16() else "float32"
+
+
+def set_seeds(seed: int) -> None:
+    keras.utils.set_random_seed(seed)  # python, numpy and the backend
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+        tf.config.experimental.enable_op_determinism()  # same seed, same submission, byte for byte
+
+
+def schedule_callbacks(config, has_validation: bool) -> list:
+    if config.schedule == "plateau":
+        # the tutorial's: halve the rate when validation accuracy stalls
+        found = [keras.callbacks.ReduceLROnPlateau("val_accuracy", factor=0.5, patience=config.plateau_patience,
+                                                   min_lr=1e-5, verbose=1)]
+    else:
+        found = []  # the exponential schedule lives in the optimizer: see make_optimizer
+    if has_validation:
+        # patience past the last epoch: never stops early, only restores the best epoch's weights at the end
+        found.append(keras.callbacks.EarlyStopping("val_accuracy", patience=config.epochs, restore_best_weights=True))
+    return found
+
+
+def learning_rate(config, steps_per_epoch: int):
+    """lr * decay**epoch, applied at every step (smooth, so short runs settle too); plateau needs a plain float."""
+    if config.schedule == "plateau":
+        return config.learning_rate
+    return keras.optimizers.schedules.ExponentialDecay(config.learning_rate, steps_per_epoch, config.decay)
+
+
+def make_optimizer(config, steps_per_epoch: int):
+    rate = learning_rate(config, steps_per_epoch)
+    if config.optimizer == "rmsprop":
+        return keras.optimizers.RMSprop(learning_rate=rate, rho=0.9, epsilon=1e-8)
+    return keras.optimizers.Adam(learning_rate=rate)
+
+
+def augmented_batches(images, labels, config, seed: int):
+    """A tf.data pipeline that shuffles, batches, then augments whole batches in a parallel map."""
+    import tensorflow as tf
+    layer = augment.augmentation(config, seed)
+    dataset = tf.data.Dataset.from_tensor_slices((images, labels))
+    dataset = dataset.shuffle(len(images), seed=seed, reshuffle_each_iteration=True).batch(config.batch_size)
+    dataset = dataset.map(lambda x, y: (layer(x, training=True), y), num_parallel_calls=tf.data.AUTOTUNE)
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def fit_member(config, images, labels, validation=None, seed=None, device=None):
+    """One trained model and its Keras history. `validation` is (images, labels) or None."""
+    seed = config.seed if seed is None else seed
+    device = device or accelerator()
+    set_seeds(seed)
+    keras.config.set_dtype_policy(precision(config, device))
+    where = augment.where(config)
+    net = models.build_model(config, augment.augmentation(config, seed) if where == "model" else None)
+    steps_per_epoch = -(-len(images) // config.batch_size)
+    net.compile(optimizer=make_optimizer(config, steps_per_epoch), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    callbacks = schedule_callbacks(config, validation is not None)
+    if where != "map":
+        history = net.fit(images, labels, batch_size=config.batch_size, epochs=config.epochs, shuffle=True,
+                          validation_data=validation, callbacks=callbacks, verbose=config.verbose)
+    else:
+        history = net.fit(augmented_batches(images, labels, config, seed), epochs=config.epochs, shuffle=False,
+                          validation_data=validation, callbacks=callbacks, verbose=config.verbose)
+    history = history.history
+    if config.schedule != "plateau":  # record the rate each epoch began with, as ReduceLROnPlateau logs it
+        history["learning_rate"] = [config.learning_rate * config.decay ** e for e in range(len(history["loss"]))]
+    return net, history
+
+
+def predict(net, images, tta: int = 0, batch_size: int = 256) -> np.ndarray:
+    """Softmax probabilities, averaged over the images and `tta` one-pixel shifts of them."""
+    views = [images] + [np.roll(images, move, axis=(1, 2)) for move in augment.SHIFTS[:tta]]
+    return np.mean([net.predict(view, batch_size=batch_size, verbose=0) for view in views], axis=0)
+
+
+@dataclasses.dataclass
+class Result:
+    test_probabilities: np.ndarray  # (test rows, 10), the ensemble's average
+    holdout_probabilities: np.ndarray | None  # (hold-out rows, 10), or None when nothing is held out
+    member_accuracy: list  # each member's hold-out accuracy (empty without a hold-out)
+    ensemble_accuracy: float | None
+    histories: list  # each member's Keras history (loss, accuracy, learning_rate, val_* per epoch)
+    train_seconds: float
+    images_per_second: float  # training images (epochs x rows) per second of fit, all members together
+    device: str
+    precision: str
+
+
+def accuracy(probabilities: np.ndarray, labels: np.ndarray) -> float:
+    return float(np.mean(np.argmax(probabilities, axis=1) == labels))
+
+
+def train_ensemble(config, images, labels, test_images, holdout=None, log=print) -> Result:
+    """`config.members` members, each with its own seed and (with config.validation) its own validation split;
+    `holdout` (images, labels), never trained on, measures each member and the average of their softmaxes."""
+    device = accelerator()
+    test_sum = np.zeros((len(test_images), 10), np.float64)
+    holdout_sum = None if holdout is None else np.zeros((len(holdout[0]), 10), np.float64)
+    member_accuracy, histories, trained_images = [], [], 0
+    start = time.perf_counter()
+    for member in range(config.members):
+        seed = config.seed + 1000 * member
+        kept, checked = data.split(labels, config.validation, seed)
+        validation = (images[checked], labels[checked]) if len(checked) else None
+        log(f"member {member + 1}/{config.members}: {config.model}, seed {seed}, {len(kept)} training rows")
+        net, history = fit_member(config, images[kept], labels[kept], validation, seed, device)
+        trained_images += len(kept) * len(history["loss"])
+        histories.append(history)
+        test_sum += predict(net, test_images, config.tta)
+        if holdout is not None:
+            probabilities = predict(net, holdout[0], config.tta)
+            holdout_sum += probabilities
+            member_accuracy.append(accuracy(probabilities, holdout[1]))
+            log(f"member {member + 1}: hold-out accuracy {member_accuracy[-1]:.5f}")
+        keras.backend.clear_session()  # free the graph before the next member
+    seconds = time.perf_counter() - start
+    holdout_mean = None if holdout is None else holdout_sum / config.members
+    return Result(
+        test_probabilities=test_sum / config.members,
+        holdout_probabilities=holdout_mean,
+        member_accuracy=member_accuracy,
+        ensemble_accuracy=None if holdout is None else accuracy(holdout_mean, holdout[1]),
+        histories=histories,
+        train_seconds=seconds,
+        images_per_second=trained_images / seconds,
+        device=device,
+        precision=precision(config, device),
+    )

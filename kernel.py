@@ -1,0 +1,34 @@
+"""Digit Recognizer: the one entry point, locally (`python kernel.py --fast`) and on Kaggle (through the bundle).
+
+Flags: `python kernel.py --help`. Every hyperparameter lives in digit_recognizer/config.py.
+"""
+
+import argparse
+import os
+import sys
+
+
+def main(argv=None) -> int:
+    from digit_recognizer import config as configuration
+
+    parser = argparse.ArgumentParser(description="Train a digit recognizer and write submission.csv.")
+    parser.add_argument("--data-dir", help="folder with train.csv and test.csv (.csv or .csv.gz)")
+    parser.add_argument("--out", help="where submission.csv goes (default: the working folder on Kaggle, else ./output)")
+    configuration.add_arguments(parser)
+    # parse_known_args: under ipykernel (a Kaggle notebook) argv carries the kernel's own flags
+    args, _ = parser.parse_known_args(argv)
+    on_kaggle = os.path.isdir("/kaggle/working") or "KAGGLE_KERNEL_RUN_TYPE" in os.environ
+    out = args.out or ("/kaggle/working" if os.path.isdir("/kaggle/working") else "." if on_kaggle else "output")
+    try:
+        config = configuration.from_args(args)
+        from digit_recognizer import data, pipeline
+
+        pipeline.run(config, data.find_data(args.data_dir), out)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,185 @@
+"""Figures for the README, each measured by running the real thing.
+
+  python scripts/benchmark.py fast       --data-dir ../shared/digit-recognizer   # kernel.py --fast, whole process
+  python scripts/benchmark.py throughput --data-dir ../shared/digit-recognizer   # seed model: ours vs the tutorial's
+  python scripts/benchmark.py recipe     --data-dir ../shared/digit-recognizer --preset full   # a results row
+
+`throughput` runs the tutorial's own pipeline (ImageDataGenerator, float32, RMSprop, batch 86, augmentation in a
+Python generator) through tf_keras, the Keras 2 that still has it: `pip install -e ".[bench]"`. Each side trains
+the same `seed` CNN on the same rows; the first epoch (graph tracing) is left out of images/s.
+Every command appends its row to benchmarks/results.jsonl and prints it.
+"""
+
+import argparse
+import dataclasses
+import datetime
+import json
+import os
+import pathlib
+import platform
+import resource
+import subprocess
+import sys
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def record(row: dict, results: pathlib.Path) -> dict:
+    row = {"when": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+           "machine": f"{platform.machine()} {os.cpu_count()} cores", **row}
+    results.parent.mkdir(parents=True, exist_ok=True)
+    with results.open("a") as handle:
+        handle.write(json.dumps(row) + "\n")
+    print(json.dumps(row, indent=1))
+    return row
+
+
+def bench_fast(args) -> dict:
+    """The whole `kernel.py --fast` process: wall time from start to written submission, accuracy, peak memory."""
+    out = ROOT / "output" / "benchmark-fast"
+    command = [sys.executable, str(ROOT / "kernel.py"), "--fast", "--out", str(out)]
+    command += ["--data-dir", args.data_dir] if args.data_dir else []
+    started = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True)
+    seconds = time.perf_counter() - started
+    if done.returncode:
+        sys.exit(f"kernel.py failed:\n{done.stderr[-2000:]}")
+    summary = json.loads((out / "summary.json").read_text())
+    return {"benchmark": "fast", "command": " ".join(["python kernel.py", *command[2:]]),
+            "wall_seconds": round(seconds, 1), "holdout_accuracy": summary["ensemble_holdout_accuracy"],
+            "train_images_per_second": summary["images_per_second"],
+            "peak_memory_mb": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024),
+            "precision": summary["precision"]}
+
+
+def load_rows(data_dir, rows):
+    from digit_recognizer import data
+    train, _ = data.load(data.find_data(data_dir))
+    train = train.iloc[:rows]
+    return data.to_images(train), train["label"].to_numpy()
+
+
+class EpochClock:
+    """Seconds of each epoch; a callback for either Keras."""
+
+    def __init__(self):
+        self.seconds = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.started = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds.append(time.perf_counter() - self.started)
+
+
+def steady_images_per_second(clock, rows):
+    later = clock.seconds[1:] or clock.seconds  # epoch 1 carries graph tracing
+    return rows * len(later) / sum(later)
+
+
+def ours(images, labels, epochs):
+    import keras
+    from digit_recognizer import train
+    from digit_recognizer.config import Config
+    clock = EpochClock()
+    callback = keras.callbacks.LambdaCallback(on_epoch_begin=clock.on_epoch_begin, on_epoch_end=clock.on_epoch_end)
+    config = Config(model="seed", epochs=epochs, verbose=0)
+    real_fit = keras.Model.fit
+
+    def fit_with_clock(self, *a, **k):
+        k["callbacks"] = list(k.get("callbacks") or []) + [callback]
+        return real_fit(self, *a, **k)
+
+    keras.Model.fit = fit_with_clock
+    try:
+        train.fit_member(config, images, labels)
+    finally:
+        keras.Model.fit = real_fit
+    return steady_images_per_second(clock, len(images)), train.precision(config, train.accelerator())
+
+
+TUTORIAL = r'''
+import sys, time, numpy as np
+from tf_keras import layers, models, optimizers, callbacks
+from tf_keras.preprocessing.image import ImageDataGenerator
+images, labels, epochs = np.load(sys.argv[1]), np.load(sys.argv[2]), int(sys.argv[3])
+one_hot = np.eye(10, dtype="float32")[labels]
+model = models.Sequential([
+    layers.Conv2D(32, 5, padding="same", activation="relu", input_shape=(28, 28, 1)),
+    layers.Conv2D(32, 5, padding="same", activation="relu"), layers.MaxPool2D(2), layers.Dropout(0.25),
+    layers.Conv2D(64, 3, padding="same", activation="relu"), layers.Conv2D(64, 3, padding="same", activation="relu"),
+    layers.MaxPool2D(2, strides=2), layers.Dropout(0.25), layers.Flatten(),
+    layers.Dense(256, activation="relu"), layers.Dropout(0.5), layers.Dense(10, activation="softmax")])
+model.compile(optimizer=optimizers.RMSprop(learning_rate=0.001, rho=0.9, epsilon=1e-08),
+              loss="categorical_crossentropy", metrics=["accuracy"])
+generator = ImageDataGenerator(rotation_range=10, zoom_range=0.1, width_shift_range=0.1, height_shift_range=0.1)
+seconds = []
+clock = callbacks.LambdaCallback(on_epoch_begin=lambda e, l: seconds.append(-time.perf_counter()),
+                                 on_epoch_end=lambda e, l: seconds.__setitem__(-1, seconds[-1] + time.perf_counter()))
+batch = 86
+model.fit(generator.flow(images, one_hot, batch_size=batch), epochs=epochs, verbose=0,
+          steps_per_epoch=images.shape[0] // batch, callbacks=[clock])
+later = seconds[1:] or seconds
+print(len(images) // batch * batch * len(later) / sum(later))
+'''
+
+
+def tutorial(images, labels, epochs):
+    """The tutorial's pipeline in a child process: tf_keras and Keras 3 do not share a process well."""
+    import tempfile
+
+    import numpy as np
+    with tempfile.TemporaryDirectory() as folder:
+        np.save(f"{folder}/x.npy", images)
+        np.save(f"{folder}/y.npy", labels)
+        done = subprocess.run([sys.executable, "-c", TUTORIAL, f"{folder}/x.npy", f"{folder}/y.npy", str(epochs)],
+                              capture_output=True, text=True, env=dict(os.environ, TF_USE_LEGACY_KERAS="0"))
+    if done.returncode:
+        if "No module named 'tf_keras'" in done.stderr:
+            sys.exit('the tutorial pipeline needs tf_keras: pip install -e ".[bench]"')
+        sys.exit(f"tutorial pipeline failed:\n{done.stderr[-2000:]}")
+    return float(done.stdout.strip().splitlines()[-1])
+
+
+def bench_throughput(args) -> dict:
+    images, labels = load_rows(args.data_dir, args.rows)
+    theirs = tutorial(images, labels, args.epochs)
+    mine, precision = ours(images, labels, args.epochs)
+    return {"benchmark": "throughput", "model": "seed", "rows": len(images), "epochs": args.epochs,
+            "tutorial_images_per_second": round(theirs), "ours_images_per_second": round(mine),
+            "speedup": round(mine / theirs, 2), "ours_precision": precision}
+
+
+def bench_recipe(args) -> dict:
+    from digit_recognizer import config as configuration, data, pipeline
+    config = configuration.PRESETS[args.preset]
+    overrides = {k: v for k, v in (("epochs", args.epochs_override), ("members", args.members)) if v}
+    config = dataclasses.replace(config, **overrides)
+    out = ROOT / "output" / f"benchmark-{args.preset}"
+    summary = pipeline.run(config, data.find_data(args.data_dir), out)
+    return {"benchmark": "recipe", "recipe": args.preset, **{k: summary[k] for k in (
+        "member_holdout_accuracy", "ensemble_holdout_accuracy", "seconds", "images_per_second",
+        "peak_memory_mb", "device", "precision")}, "members": config.members, "epochs": config.epochs,
+        "model": config.model}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("what", choices=["fast", "throughput", "recipe"])
+    parser.add_argument("--data-dir", help="competition folder (default: found as kernel.py finds it)")
+    parser.add_argument("--rows", type=int, default=8600, help="throughput: training rows per epoch")
+    parser.add_argument("--epochs", type=int, default=3, help="throughput: epochs (the first is not counted)")
+    parser.add_argument("--preset", default="full", help="recipe: the preset to run")
+    parser.add_argument("--epochs-override", type=int, help="recipe: override the preset's epochs")
+    parser.add_argument("--members", type=int, help="recipe: override the preset's members")
+    parser.add_argument("--results", default=str(ROOT / "benchmarks" / "results.jsonl"))
+    args = parser.parse_args()
+    bench = {"fast": bench_fast, "throughput": bench_throughput, "recipe": bench_recipe}[args.what]
+    record(bench(args), pathlib.Path(args.results))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,48 @@
+"""kernel.py end to end, as a user runs it: a tiny sample in, submission.csv out; bad input, one line out."""
+
+import pathlib
+import subprocess
+import sys
+
+import pandas as pd
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+TINY_RUN = ["--fast", "--epochs", "1", "--batch-size", "32", "--verbose", "0"]
+
+
+def kernel(*args, cwd=ROOT):
+    return subprocess.run([sys.executable, str(ROOT / "kernel.py"), *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_fast_run_writes_a_valid_submission(competition_dir, tmp_path):
+    out = tmp_path / "out"
+    done = kernel(*TINY_RUN, "--data-dir", str(competition_dir), "--out", str(out), "-f", "ipykernel-flag")
+    assert done.returncode == 0, done.stderr[-3000:]
+    frame = pd.read_csv(out / "submission.csv")
+    assert list(frame.columns) == ["ImageId", "Label"]
+    assert frame["ImageId"].tolist() == list(range(1, 41))
+    assert frame["Label"].between(0, 9).all()
+    assert "hold-out accuracy" in done.stdout and "data-dir" in done.stdout
+
+
+def test_bad_input_is_one_line_nonzero_and_keeps_the_old_submission(competition_dir, tmp_path):
+    text = (competition_dir / "train.csv").read_text().splitlines()
+    text[5] = text[5].replace(",0,", ",abc,", 1)
+    (competition_dir / "train.csv").write_text("\n".join(text))
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "submission.csv").write_text("ImageId,Label\n1,7\n")
+    done = kernel(*TINY_RUN, "--data-dir", str(competition_dir), "--out", str(out))
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+    assert done.stderr.startswith("error: train.csv: line 6, column pixel")
+    assert (out / "submission.csv").read_text() == "ImageId,Label\n1,7\n"
+
+
+def test_missing_test_file_and_bad_flag_value(tmp_path):
+    (tmp_path / "train.csv").write_text("label\n")
+    done = kernel("--data-dir", str(tmp_path))
+    assert done.returncode == 2 and "no test.csv" in done.stderr
+    done = kernel("--model", "resnet", "--data-dir", str(tmp_path))
+    assert done.returncode == 2 and "model='resnet' is not one of seed, bn, deep" in done.stderr

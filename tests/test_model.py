@@ -1,0 +1,43 @@
+import dataclasses
+
+import keras
+import numpy as np
+import pytest
+
+from digit_recognizer import augment
+from digit_recognizer.config import Config
+from digit_recognizer.model import build_model
+
+
+@pytest.mark.parametrize("family", ["seed", "bn", "deep"])
+def test_each_family_gives_ten_probabilities(family):
+    net = build_model(Config(model=family))
+    probabilities = np.asarray(net(np.random.rand(3, 28, 28, 1).astype("float32"), training=False))
+    assert probabilities.shape == (3, 10)
+    assert np.allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_seed_is_the_tutorials_cnn():
+    net = build_model(Config(model="seed"))
+    convolutions = [(l.filters, l.kernel_size) for l in net.layers if isinstance(l, keras.layers.Conv2D)]
+    assert convolutions == [(32, (5, 5)), (32, (5, 5)), (64, (3, 3)), (64, (3, 3))]
+    assert [l.rate for l in net.layers if isinstance(l, keras.layers.Dropout)] == [0.25, 0.25, 0.5]
+    assert net.count_params() == 887_530  # the tutorial's model.summary() total
+
+
+def test_softmax_stays_float32_under_mixed_precision():
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        net = build_model(Config(model="bn"))
+        assert net.layers[-1].compute_dtype == "float32"
+        assert net.layers[1].compute_dtype == "bfloat16"
+    finally:
+        keras.config.set_dtype_policy("float32")
+
+
+def test_augmentation_inside_model_is_training_only():
+    config = Config(model="seed")
+    net = build_model(config, augment.augmentation(config))
+    images = np.random.rand(2, 28, 28, 1).astype("float32")
+    assert np.allclose(net(images, training=False), net(images, training=False))
+    assert net.layers[1].name == "augmentation"

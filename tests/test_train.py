@@ -1,0 +1,95 @@
+import dataclasses
+import importlib.util
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+from digit_recognizer import train
+from digit_recognizer.config import Config
+
+TINY = Config(model="bn", epochs=1, batch_size=16, verbose=0, precision="float32")
+
+
+def test_one_fit_step_learns_and_records_history(sample_frames):
+    from digit_recognizer import data
+    train_frame, _ = sample_frames
+    images, labels = data.to_images(train_frame.iloc[:64]), train_frame["label"].to_numpy()[:64]
+    net, history = train.fit_member(TINY, images, labels, validation=(images[:16], labels[:16]))
+    assert set(history) >= {"loss", "accuracy", "val_accuracy", "learning_rate"}
+    assert len(history["loss"]) == 1 and np.isfinite(history["loss"][0])
+    assert history["learning_rate"] == [TINY.learning_rate]
+    probabilities = train.predict(net, images[:5], tta=4)
+    assert probabilities.shape == (5, 10) and np.allclose(probabilities.sum(axis=1), 1, atol=1e-4)
+
+
+def test_exponential_schedule_and_restore_best():
+    config = dataclasses.replace(TINY, learning_rate=0.01, decay=0.5, epochs=4)
+    schedule = train.learning_rate(config, steps_per_epoch=10)
+    rates = [float(schedule(step)) for step in (0, 5, 10, 20)]
+    assert np.allclose(rates, [0.01, 0.01 * 0.5 ** 0.5, 0.005, 0.0025])  # decay per epoch, applied per step
+    callbacks = train.schedule_callbacks(config, has_validation=True)
+    assert len(callbacks) == 1 and callbacks[0].restore_best_weights and callbacks[0].patience == 4
+    plateau_config = dataclasses.replace(config, schedule="plateau")
+    assert train.learning_rate(plateau_config, 10) == 0.01
+    plateau = train.schedule_callbacks(plateau_config, has_validation=False)
+    assert isinstance(plateau[0], keras.callbacks.ReduceLROnPlateau) and len(plateau) == 1
+
+
+def test_precision_choice():
+    assert train.precision(Config(), "gpu") == "mixed_float16"
+    assert train.precision(Config(precision="float32"), "gpu") == "float32"
+    assert train.precision(Config(), "cpu") in ("mixed_bfloat16", "float32")
+
+
+class Constant:
+    """A stand-in model whose softmax is fixed: lets the ensemble's averaging be checked exactly."""
+
+    def __init__(self, digit):
+        self.digit = digit
+
+    def predict(self, images, batch_size=None, verbose=0):
+        out = np.full((len(images), 10), 0.05, np.float32)
+        out[:, self.digit] = 0.55
+        return out
+
+
+def test_ensemble_averages_member_softmaxes(monkeypatch):
+    digits = iter([1, 1, 7])
+    monkeypatch.setattr(train, "fit_member", lambda *a, **k: (Constant(next(digits)), {"loss": [0.0]}))
+    images = np.zeros((20, 28, 28, 1), np.float32)
+    labels = np.array([1] * 10 + [7] * 10)
+    config = dataclasses.replace(TINY, members=3, validation=0.2)
+    result = train.train_ensemble(config, images, labels, images[:4], (images[:4], np.array([1, 1, 7, 7])),
+                                  log=lambda *_: None)
+    assert np.allclose(result.test_probabilities[0, [1, 7]], [(0.55 * 2 + 0.05) / 3, (0.05 * 2 + 0.55) / 3])
+    assert result.member_accuracy == [0.5, 0.5, 0.5]
+    assert result.ensemble_accuracy == 0.5
+    assert len(result.histories) == 3 and result.images_per_second > 0
+
+
+def other_backend():
+    for name in ("jax", "torch"):
+        if importlib.util.find_spec(name):
+            return name
+    return None
+
+
+@pytest.mark.skipif(other_backend() is None, reason="neither jax nor torch is installed")
+def test_trains_one_step_under_a_second_backend(tmp_path):
+    script = (
+        "import numpy as np, keras\n"
+        "from digit_recognizer import train\n"
+        "from digit_recognizer.config import Config\n"
+        "x = np.random.rand(32, 28, 28, 1).astype('float32'); y = np.arange(32) % 10\n"
+        "net, h = train.fit_member(Config(epochs=1, batch_size=16, verbose=0, precision='float32'), x, y)\n"
+        "assert keras.backend.backend() != 'tensorflow' and np.isfinite(h['loss'][0])\n"
+        "print('ok', keras.backend.backend())\n"
+    )
+    env = dict(os.environ, KERAS_BACKEND=other_backend())
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.startswith("ok")
