@@ -3,6 +3,7 @@
   python scripts/benchmark.py fast       --data-dir ../shared/digit-recognizer   # kernel.py --fast, whole process
   python scripts/benchmark.py throughput --data-dir ../shared/digit-recognizer   # seed model: ours vs the tutorial's
   python scripts/benchmark.py recipe     --data-dir ../shared/digit-recognizer --preset full   # a results row
+  python scripts/benchmark.py road       --data-dir ../shared/digit-recognizer   # bundle, then push.py through the stand-in
 
 `throughput` runs the tutorial's own pipeline (ImageDataGenerator, float32, RMSprop, batch 86, augmentation in a
 Python generator) through tf_keras, the Keras 2 that still has it: `pip install -e ".[bench]"`. Each side trains
@@ -23,7 +24,7 @@ import sys
 import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
@@ -166,9 +167,34 @@ def bench_recipe(args) -> dict:
         "model": config.model}
 
 
+def bench_road(args) -> dict:
+    """Bundling time and size, then `push.py run --fast` through the stand-in of Kaggle's API, start to score."""
+    import tempfile
+
+    import bundle
+    from kaggle_standin import StandIn
+    started = time.perf_counter()
+    path, _ = bundle.build(["--fast"], pathlib.Path(tempfile.mkdtemp()) / "kernel.py")
+    bundle_seconds = time.perf_counter() - started
+    standin = StandIn(args.data_dir or "../shared/digit-recognizer").start()
+    try:
+        runs = tempfile.mkdtemp()
+        env = dict(os.environ, HOME=runs, **standin.environment())
+        started = time.perf_counter()
+        done = subprocess.run([sys.executable, str(ROOT / "scripts" / "push.py"), "run", "--fast", "--poll", "2",
+                               "--runs-dir", runs], env=env, capture_output=True, text=True)
+        seconds = time.perf_counter() - started
+    finally:
+        standin.stop()
+    if done.returncode:
+        sys.exit(f"push.py failed:\n{done.stderr[-2000:]}")
+    return {"benchmark": "road", "bundle_seconds": round(bundle_seconds, 3), "bundle_bytes": path.stat().st_size,
+            "road_seconds": round(seconds, 1), "command": "python scripts/push.py run --fast (through the stand-in)"}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=["fast", "throughput", "recipe"])
+    parser.add_argument("what", choices=["fast", "throughput", "recipe", "road"])
     parser.add_argument("--data-dir", help="competition folder (default: found as kernel.py finds it)")
     parser.add_argument("--rows", type=int, default=8600, help="throughput: training rows per epoch")
     parser.add_argument("--epochs", type=int, default=3, help="throughput: epochs (the first is not counted)")
@@ -177,7 +203,7 @@ def main():
     parser.add_argument("--members", type=int, help="recipe: override the preset's members")
     parser.add_argument("--results", default=str(ROOT / "benchmarks" / "results.jsonl"))
     args = parser.parse_args()
-    bench = {"fast": bench_fast, "throughput": bench_throughput, "recipe": bench_recipe}[args.what]
+    bench = {"fast": bench_fast, "throughput": bench_throughput, "recipe": bench_recipe, "road": bench_road}[args.what]
     record(bench(args), pathlib.Path(args.results))
 
 

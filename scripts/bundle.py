@@ -1,7 +1,7 @@
 """Builds build/kernel.py: one self-contained file that Kaggle can run, carrying the digit_recognizer package.
 
   python scripts/bundle.py                 # build/kernel.py, runs like `python kernel.py`
-  python scripts/bundle.py --args --fast   # bake in flags: Kaggle runs the script with none
+  python scripts/bundle.py --args --fast   # bake in flags (Kaggle runs the script with none); later ones win
 
 The package is zipped (fixed timestamps, sorted names: the same source gives a byte-identical file), base64-encoded
 into the script and imported with zipimport from a temporary file; standard library only, no pip, no internet. Then
@@ -29,7 +29,7 @@ import atexit, base64, os, sys, tempfile
 
 BUNDLE_COMMIT = "{commit}"
 BUNDLE_HASH = "{digest}"
-BUNDLE_ARGS = {args!r}  # baked-in flags, used when the script is started without any
+BUNDLE_ARGS = {args!r}  # baked-in flags; flags given on the command line come after them, so they win
 PACKAGE_ZIP = (
 {chunks}
 )
@@ -43,9 +43,7 @@ def _install_bundle():
     atexit.register(os.remove, path)
     os.environ["DIGIT_RECOGNIZER_BUNDLE"] = BUNDLE_HASH  # summary.json records it
     print(f"bundle {{BUNDLE_HASH}} from commit {{BUNDLE_COMMIT}}", flush=True)
-    # ipykernel passes its own flags (-f ...): those are not ours, so baked-in flags still apply
-    if not [arg for arg in sys.argv[1:] if arg.startswith("--")]:
-        sys.argv[1:1] = BUNDLE_ARGS
+    sys.argv[1:1] = BUNDLE_ARGS
 
 
 _install_bundle()

@@ -1,0 +1,291 @@
+"""An offline stand-in of Kaggle's API, for tests and for rehearsing a push before spending GPU quota.
+
+  python scripts/kaggle_standin.py --port 8765 --data-dir ../shared/digit-recognizer [--answers answers.csv]
+  export KAGGLE_API_ENVIRONMENT=LOCALHOST HTTP_PROXY=http://127.0.0.1:8765 NO_PROXY= \
+         KAGGLE_USERNAME=tester KAGGLE_KEY=standin-key
+  python scripts/push.py run            # the unmodified kaggle client now talks to this server
+
+The client sends `POST http://localhost/api/v1/<service>/<Method>` with JSON; the proxy setting routes it here.
+Responses are built with kagglesdk's own types, so field names and enums are the client's. A pushed script really
+runs, in a scratch folder, with the competition data where `kernel.py` finds it and KAGGLE_KERNEL_RUN_TYPE set, as
+on Kaggle. Faults (`--fault` or `StandIn.faults`): `SaveKernel=401` (any method = an HTTP status, every time),
+`SaveKernel=429x2` (the first 2 calls only), `slow=2.5` (seconds before each answer), `crash=1` (the kernel fails),
+`stale=2` (the first 2 status reads after a push report the previous run), `save_error=...` (push answers an error).
+"""
+
+import argparse
+import base64
+import http.server
+import itertools
+import json
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+
+from kagglesdk.competitions.types.competition_api_service import (
+    ApiCreateSubmissionResponse, ApiListSubmissionsResponse, ApiStartSubmissionUploadResponse, ApiSubmission,
+    ApiSubmissionLimits)
+from kagglesdk.kernels.types.kernels_api_service import (
+    ApiGetKernelSessionStatusResponse, ApiKernelSessionOutputFile, ApiListKernelSessionOutputResponse,
+    ApiSaveKernelRequest, ApiSaveKernelResponse)
+from kagglesdk.kernels.types.kernels_enums import KernelWorkerStatus
+from kagglesdk.competitions.types.submission_status import SubmissionStatus
+
+
+class Run:
+    """One pushed version of a kernel, running in its own scratch folder."""
+
+    def __init__(self, version: int, folder: pathlib.Path):
+        self.version, self.folder, self.status, self.log, self.failure = version, folder, "QUEUED", "", ""
+
+
+class StandIn:
+    def __init__(self, data_dir, answers=None, user="tester", key="standin-key", scratch=None, port=0):
+        self.data_dir, self.answers = pathlib.Path(data_dir), answers
+        self.credentials = base64.b64encode(f"{user}:{key}".encode()).decode()
+        self.scratch = pathlib.Path(scratch or tempfile.mkdtemp(prefix="kaggle-standin-"))
+        self.faults: dict = {}
+        self.runs: dict[str, list[Run]] = {}  # kernel slug -> its versions
+        self.uploads: dict[str, bytes] = {}
+        self.submissions: list[dict] = []
+        self.stale_reads = 0
+        self.counter = itertools.count(1)
+        self.lock = threading.Lock()
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", port), self.handler())
+        self.port = self.server.server_address[1]
+
+    # ---- life cycle ----
+    def start(self):
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+    def environment(self) -> dict:
+        """What a client needs to be sent here."""
+        user, key = base64.b64decode(self.credentials).decode().split(":", 1)
+        return {"KAGGLE_API_ENVIRONMENT": "LOCALHOST", "HTTP_PROXY": f"http://127.0.0.1:{self.port}",
+                "NO_PROXY": "", "no_proxy": "", "KAGGLE_USERNAME": user, "KAGGLE_KEY": key}
+
+    # ---- faults ----
+    def fault_status(self, method: str):
+        """The HTTP status injected for this call of `method`, or None."""
+        spec = self.faults.get(method)
+        if spec is None:
+            return None
+        status, _, times = str(spec).partition("x")
+        if times:
+            left = int(times)
+            if left <= 0:
+                return None
+            self.faults[method] = f"{status}x{left - 1}"
+        return int(status)
+
+    # ---- the kernel ----
+    def run_kernel(self, slug: str, text: str) -> Run:
+        with self.lock:
+            versions = self.runs.setdefault(slug, [])
+            run = Run(len(versions) + 1, self.scratch / slug.replace("/", "_") / f"v{len(versions) + 1}")
+            versions.append(run)
+            self.stale_reads = int(self.faults.get("stale", 0))
+        threading.Thread(target=self._execute, args=(run, text), daemon=True).start()
+        return run
+
+    def _execute(self, run: Run, text: str):
+        working, data = run.folder / "working", run.folder / "input" / "digit-recognizer"
+        working.mkdir(parents=True)
+        data.mkdir(parents=True)
+        for path in self.data_dir.glob("*.csv*"):
+            os.symlink(path.resolve(), data / path.name)
+        script = run.folder / "script.py"
+        crash = "raise RuntimeError('injected crash')\n" if self.faults.get("crash") else ""
+        script.write_text(crash + text)
+        run.status = "RUNNING"
+        env = dict(os.environ, KAGGLE_KERNEL_RUN_TYPE="Batch", DIGIT_RECOGNIZER_DATA=str(data),
+                   TF_CPP_MIN_LOG_LEVEL="3", PYTHONUNBUFFERED="1")
+        for name in ("KAGGLE_USERNAME", "KAGGLE_KEY", "KAGGLE_API_TOKEN", "HTTP_PROXY", "KAGGLE_API_ENVIRONMENT"):
+            env.pop(name, None)  # a kernel on Kaggle holds none of the pusher's secrets
+        done = subprocess.run([sys.executable, str(script)], cwd=working, env=env, capture_output=True, text=True)
+        run.log = done.stdout + done.stderr
+        run.failure = "" if done.returncode == 0 else (done.stderr.strip().splitlines() or ["failed"])[-1]
+        run.status = "COMPLETE" if done.returncode == 0 else "ERROR"
+
+    def latest(self, user: str, slug: str) -> Run:
+        versions = self.runs.get(f"{user}/{slug}")
+        if not versions:
+            raise LookupError(f"no kernel {user}/{slug}")
+        return versions[-1]
+
+    # ---- scoring ----
+    def score(self, content: bytes):
+        if not self.answers:
+            return None
+        import io
+
+        import pandas as pd
+        truth = pd.read_csv(self.answers)
+        guess = pd.read_csv(io.BytesIO(content))
+        merged = truth.merge(guess, on="ImageId", suffixes=("_true", ""))
+        return round(float((merged["Label"] == merged["Label_true"]).sum() / len(truth)), 5)
+
+    # ---- the API: one method per Kaggle request name, JSON in, kagglesdk object out ----
+    def SaveKernel(self, body):
+        request = ApiSaveKernelRequest.from_dict(body)
+        response = ApiSaveKernelResponse()
+        if self.faults.get("save_error"):
+            response.error = str(self.faults["save_error"])
+            return response
+        run = self.run_kernel(request.slug, request.text)
+        response.ref, response.version_number = request.slug, run.version
+        response.url = f"http://localhost/code/{request.slug}"
+        return response
+
+    def GetKernelSessionStatus(self, body):
+        run = self.latest(body["userName"], body["kernelSlug"])
+        response = ApiGetKernelSessionStatusResponse()
+        with self.lock:
+            stale, self.stale_reads = self.stale_reads > 0, max(0, self.stale_reads - 1)
+        response.status = KernelWorkerStatus["COMPLETE" if stale else run.status]
+        if run.failure and not stale:
+            response.failure_message = run.failure
+        return response
+
+    def ListKernelSessionOutput(self, body):
+        run = self.latest(body["userName"], body["kernelSlug"])
+        response = ApiListKernelSessionOutputResponse()
+        response.files = []
+        working = run.folder / "working"
+        for path in sorted(p for p in working.rglob("*") if p.is_file()):
+            item = ApiKernelSessionOutputFile()
+            item.file_name = str(path.relative_to(working))
+            item.url = f"http://localhost/_files/{urllib.parse.quote(str(path.relative_to(self.scratch)))}"
+            response.files.append(item)
+        response.log = run.log
+        return response
+
+    def StartSubmissionUpload(self, body):
+        response = ApiStartSubmissionUploadResponse()
+        response.token = f"blob-{next(self.counter)}"
+        response.create_url = f"http://localhost/_upload/{response.token}"
+        return response
+
+    def CreateSubmission(self, body):
+        token = body.get("blobFileTokens", "")
+        if token not in self.uploads:
+            raise LookupError(f"no upload {token}")
+        ref = next(self.counter)
+        self.submissions.insert(0, {"ref": ref, "description": body.get("submissionDescription", ""),
+                                    "content": self.uploads[token], "created": time.time()})
+        response = ApiCreateSubmissionResponse()
+        response.message, response.ref = "Successfully submitted to Digit Recognizer", ref
+        return response
+
+    def GetSubmissionLimits(self, body):
+        limits = ApiSubmissionLimits()
+        limits.num_allowed_now = 5
+        return limits
+
+    def ListSubmissions(self, body):
+        response = ApiListSubmissionsResponse()
+        response.submissions = []
+        for entry in self.submissions:
+            item = ApiSubmission()
+            item.ref, item.description = entry["ref"], entry["description"]
+            item.file_name = "submission.csv"
+            if time.time() - entry["created"] < 0.5:  # scoring takes a moment, as on Kaggle
+                item.status = SubmissionStatus.PENDING
+            else:
+                item.status = SubmissionStatus.COMPLETE
+                score = self.score(entry["content"])
+                item.public_score = "" if score is None else f"{score:.5f}"
+            response.submissions.append(item)
+        return response
+
+    def handler(self):
+        standin = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def reply(self, status, body=b"", kind="application/json", headers=()):
+                self.send_response(status)
+                self.send_header("Content-Type", kind)
+                self.send_header("Content-Length", str(len(body)))
+                for name, value in headers:
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(body)
+
+            def error(self, status, message):
+                self.reply(status, json.dumps({"code": status, "message": message}).encode())
+
+            def do_GET(self):
+                path = urllib.parse.urlsplit(self.path).path
+                if path == "/_data/digit-recognizer.zip":
+                    return self.reply(200, standin.data_zip(), "application/zip")
+                if fault := standin.fault_status("files"):
+                    return self.error(fault, "injected fault")
+                target = (standin.scratch / urllib.parse.unquote(path.removeprefix("/_files/"))).resolve()
+                if not path.startswith("/_files/") or standin.scratch.resolve() not in target.parents:
+                    return self.error(404, "no such file")
+                self.reply(200, target.read_bytes(), "application/octet-stream")
+
+            def do_PUT(self):
+                token = urllib.parse.urlsplit(self.path).path.removeprefix("/_upload/")
+                standin.uploads[token] = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                self.reply(200, b"{}")
+
+            def do_POST(self):
+                time.sleep(float(standin.faults.get("slow", 0)))
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+                method = urllib.parse.urlsplit(self.path).path.rsplit("/", 1)[-1]
+                if self.headers.get("Authorization") != f"Basic {standin.credentials}":
+                    return self.error(401, "Unauthenticated")
+                if fault := standin.fault_status(method):
+                    return self.error(fault, f"injected fault {fault}")
+                if method == "DownloadDataFiles":
+                    return self.reply(302, b"", headers=[("Location", "http://localhost/_data/digit-recognizer.zip")])
+                answer = getattr(standin, method, None)
+                if answer is None or not method[0].isupper():
+                    return self.error(404, f"stand-in does not know {method}")
+                try:
+                    response = answer(body)
+                except LookupError as missing:
+                    return self.error(404, str(missing))
+                self.reply(200, type(response).to_json(response).encode())
+
+        return Handler
+
+    def data_zip(self) -> bytes:
+        archive = shutil.make_archive(str(self.scratch / "digit-recognizer"), "zip", self.data_dir)
+        return pathlib.Path(archive).read_bytes()
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--data-dir", required=True, help="competition files the pushed kernel will find")
+    parser.add_argument("--answers", help="ImageId,Label of the test set, to score submissions")
+    parser.add_argument("--fault", action="append", default=[], metavar="NAME=VALUE", help="inject a fault")
+    args = parser.parse_args()
+    standin = StandIn(args.data_dir, args.answers, port=args.port)
+    standin.faults.update(item.split("=", 1) for item in args.fault)
+    print("stand-in of Kaggle's API on 127.0.0.1:%d; point the client at it with:" % standin.port)
+    print("  " + " ".join(f"{k}={v}" for k, v in standin.environment().items()))
+    try:
+        standin.server.serve_forever()
+    except KeyboardInterrupt:
+        standin.stop()
+
+
+if __name__ == "__main__":
+    main()

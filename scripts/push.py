@@ -1,0 +1,275 @@
+"""From this repository to a leaderboard score, through the `kaggle` package's API.
+
+  python scripts/push.py run [--fast]   # bundle, push, wait, fetch output, validate, submit, score, ledger
+  python scripts/push.py push | status | output | submit FILE | score
+  python scripts/push.py run --dry-run  # no network: prints what would be sent
+
+Credentials: KAGGLE_USERNAME and KAGGLE_KEY, KAGGLE_API_TOKEN, or ~/.kaggle/kaggle.json. The kernel's owner is
+taken from them (or --owner), so kernel-metadata.json is never edited by hand. Every run's files land in
+runs/<time>-<bundle hash>/ and one line per run goes to runs/ledger.jsonl; both are kept whatever fails later.
+
+Traps of kaggle 2.2.x handled here: a push whose response carries `error` (the CLI prints it and exits 0); status
+read right after a push can be the previous version's (a finished status counts only once this version was seen
+queued or running, or after --stale-grace seconds); `kernels output` does not check the download's HTTP status
+(submission.csv is validated before use); a failed upload returns "Could not submit" instead of raising.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import pathlib
+import shutil
+import socket
+import sys
+import tempfile
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
+COMPETITION = "digit-recognizer"
+RULES = f"https://www.kaggle.com/competitions/{COMPETITION}/rules"
+FINISHED = {"COMPLETE", "ERROR", "CANCEL_REQUESTED", "CANCEL_ACKNOWLEDGED"}
+
+
+class LoopError(Exception):
+    """A failure the user can act on; printed as one line."""
+
+
+def owner_from_credentials() -> str:
+    if os.environ.get("KAGGLE_USERNAME") and os.environ.get("KAGGLE_KEY"):
+        return os.environ["KAGGLE_USERNAME"]
+    config = pathlib.Path(os.environ.get("KAGGLE_CONFIG_DIR", pathlib.Path.home() / ".kaggle")) / "kaggle.json"
+    if config.is_file():
+        try:
+            return json.loads(config.read_text())["username"]
+        except (ValueError, KeyError):
+            raise LoopError(f"{config}: not a kaggle.json with username and key; download a new one from "
+                            "https://www.kaggle.com/settings (API, Create New Token)") from None
+    if os.environ.get("KAGGLE_API_TOKEN"):
+        return ""  # the token names its user; --owner or the kernel id must say whose kernel it is
+    raise LoopError("no Kaggle credentials: set KAGGLE_USERNAME and KAGGLE_KEY, or put kaggle.json in ~/.kaggle "
+                    "(https://www.kaggle.com/settings, API, Create New Token)")
+
+
+def set_http_timeout(seconds: float):
+    """The kaggle client sends every request with no timeout (requests passes None down explicitly, so
+    socket.setdefaulttimeout does not reach it): give requests' adapter a default."""
+    import requests.adapters
+    send = requests.adapters.HTTPAdapter.send
+
+    def send_with_timeout(self, request, timeout=None, **kwargs):
+        return send(self, request, timeout=timeout or seconds, **kwargs)
+
+    requests.adapters.HTTPAdapter.send = send_with_timeout
+
+
+def connect():
+    owner_from_credentials()
+    from kaggle.api.kaggle_api_extended import KaggleApi
+    api = KaggleApi()
+    api.authenticate()
+    return api
+
+
+def call(what: str, function, *args, retries=4, backoff=2.0, **kwargs):
+    """Calls the API, retrying what a retry can help (429, 5xx, dropped or timed-out connections)."""
+    import requests
+    for attempt in range(1, retries + 1):
+        try:
+            return function(*args, **kwargs)
+        except requests.exceptions.HTTPError as error:
+            status = error.response.status_code if error.response is not None else 0
+            if status == 401:
+                raise LoopError(f"{what}: 401, credentials rejected; check KAGGLE_USERNAME/KAGGLE_KEY") from None
+            if status == 403:
+                raise LoopError(f"{what}: 403, forbidden; accept the competition rules at {RULES}") from None
+            if status == 404:
+                raise LoopError(f"{what}: 404, not found; check the kernel id and competition") from None
+            if status != 429 and status < 500 or attempt == retries:
+                raise LoopError(f"{what}: HTTP {status} after {attempt} tries: {error}") from None
+        except (requests.exceptions.ConnectionError, requests.exceptions.Timeout, socket.timeout) as error:
+            if attempt == retries:
+                raise LoopError(f"{what}: no answer after {attempt} tries ({type(error).__name__}); "
+                                "is Kaggle reachable?") from None
+        except ValueError as error:  # the client's own word, e.g. permission denied on a kernel
+            raise LoopError(f"{what}: {error}") from None
+        time.sleep(backoff * 2 ** (attempt - 1))
+
+
+class Road:
+    def __init__(self, options):
+        self.options = options
+        self.runs = pathlib.Path(options.runs_dir)
+        self.api = None
+        metadata = json.loads((ROOT / "kernel-metadata.json").read_text())
+        self.slug = metadata["id"].split("/", 1)[1]
+        self.metadata = metadata
+
+    def client(self):
+        if self.api is None:
+            self.api = connect()
+        return self.api
+
+    def kernel(self) -> str:
+        owner = self.options.owner or (owner_from_credentials() if not self.options.dry_run else "") or "OWNER"
+        return f"{owner}/{self.slug}"
+
+    def api_call(self, what, name, *args, **kwargs):
+        return call(what, getattr(self.client(), name), *args, retries=self.options.retries,
+                    backoff=self.options.backoff, **kwargs)
+
+    def push(self) -> dict:
+        import bundle
+        args = ["--fast"] if self.options.fast else ["--preset", "full"]
+        path, digest = bundle.build(args)
+        metadata = dict(self.metadata, id=self.kernel(), code_file="kernel.py")
+        stamp = {"commit": bundle.source_commit(), "bundle_hash": digest, "kernel_args": args, "kernel": self.kernel()}
+        if self.options.dry_run:
+            print(json.dumps({"would_push": metadata, "bundle": str(path), "bundle_bytes": path.stat().st_size,
+                              **stamp}, indent=1))
+            return stamp
+        with tempfile.TemporaryDirectory() as folder:
+            shutil.copy(path, pathlib.Path(folder) / "kernel.py")
+            (pathlib.Path(folder) / "kernel-metadata.json").write_text(json.dumps(metadata))
+            response = self.api_call("push", "kernels_push", folder)
+        if getattr(response, "error", ""):
+            raise LoopError(f"push: Kaggle refused the kernel: {response.error}")
+        stamp["version"] = response.version_number
+        print(f"pushed {self.kernel()} version {response.version_number} (bundle {digest}): {response.url}")
+        return stamp
+
+    def wait(self) -> str:
+        started, seen_running = time.monotonic(), False
+        while True:
+            elapsed = time.monotonic() - started
+            response = self.api_call("status", "kernels_status", self.kernel())
+            status = getattr(response.status, "name", str(response.status))
+            print(f"[{elapsed:6.0f} s] {self.kernel()}: {status}", flush=True)
+            seen_running |= status in ("QUEUED", "RUNNING")
+            if status in FINISHED and (seen_running or elapsed >= self.options.stale_grace):
+                if status != "COMPLETE":
+                    raise LoopError(f"kernel ended {status}: {response.failure_message or 'see its log'}; "
+                                    f"fetch it with `python scripts/push.py output`")
+                return status
+            if elapsed > self.options.timeout:
+                raise LoopError(f"kernel still {status} after {self.options.timeout:.0f} s; it keeps running on "
+                                "Kaggle: `python scripts/push.py status` later")
+            time.sleep(self.options.poll)
+
+    def output(self, folder: pathlib.Path) -> pathlib.Path:
+        folder.mkdir(parents=True, exist_ok=True)
+        files, _ = self.api_call("output", "kernels_output", self.kernel(), str(folder), force=True)
+        print(f"fetched {len(files)} files to {folder}")
+        found = sorted(folder.rglob("submission.csv"))
+        if not found:
+            raise LoopError(f"output: no submission.csv among the kernel's files in {folder}")
+        self.check_submission(found[0])
+        return found[0]
+
+    @staticmethod
+    def check_submission(path: pathlib.Path):
+        import pandas as pd
+        from digit_recognizer import submit
+        summary = next(path.parent.glob("summary.json"), None)
+        rows = json.loads(summary.read_text())["test_rows"] if summary else 28000
+        try:
+            submit.validate_submission(pd.read_csv(path), rows, name=str(path))
+        except (ValueError, pd.errors.ParserError) as error:  # a failed download leaves an error page here
+            raise LoopError(f"output: {error}") from None
+
+    def submit(self, path: pathlib.Path, message: str) -> int:
+        self.check_submission(path)
+        response = self.api_call("submit", "competition_submit", str(path), message, COMPETITION, quiet=True)
+        if response.message == self.client().COMPETITION_SUBMIT_UPLOAD_FAILED_MESSAGE or not response.ref:
+            raise LoopError(f"submit: Kaggle did not take the file: {response.message}; {path} is kept")
+        print(f"submitted {path} as {response.ref}: {response.message}")
+        return response.ref
+
+    def score(self, ref=None):
+        started = time.monotonic()
+        while True:
+            submissions = self.api_call("score", "competition_submissions", COMPETITION)
+            mine = next((s for s in submissions if ref is None or s.ref == ref), None)
+            if mine is None:
+                raise LoopError(f"score: no submission {ref or ''} on {COMPETITION}")
+            status = getattr(mine.status, "name", str(mine.status))
+            if status == "COMPLETE":
+                print(f"public score {mine.public_score or '(none)'}: {mine.description}")
+                return mine.public_score or None
+            if status == "ERROR":
+                raise LoopError(f"score: Kaggle could not score submission {mine.ref}: {mine.error_description}")
+            if time.monotonic() - started > self.options.timeout:
+                raise LoopError(f"score: submission {mine.ref} still {status}; `python scripts/push.py score` later")
+            time.sleep(min(self.options.poll, 10))
+
+    def record(self, row: dict):
+        self.runs.mkdir(parents=True, exist_ok=True)
+        with (self.runs / "ledger.jsonl").open("a") as ledger:
+            ledger.write(json.dumps(row) + "\n")
+        print(f"recorded in {self.runs / 'ledger.jsonl'}")
+
+    def run(self):
+        stamp = self.push()
+        if self.options.dry_run:
+            print(f"would wait, fetch, validate, submit to {COMPETITION} with message "
+                  f"'commit {stamp['commit']} bundle {stamp['bundle_hash']}', poll the score, append to the ledger")
+            return
+        when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        folder = self.runs / f"{when}-{stamp['bundle_hash']}"
+        row = {"time": when, **stamp, "holdout_accuracy": None, "public_score": None, "config": None}
+        try:
+            self.wait()
+            path = self.output(folder)
+            summary = json.loads((path.parent / "summary.json").read_text()) if (path.parent / "summary.json").exists() else {}
+            row.update(holdout_accuracy=summary.get("ensemble_holdout_accuracy"), config=summary.get("config"))
+            ref = self.submit(path, f"commit {stamp['commit']} bundle {stamp['bundle_hash']}")
+            row["public_score"] = self.score(ref)
+        finally:
+            self.record(row)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("step", choices=["run", "push", "status", "output", "submit", "score"], nargs="?", default="run")
+    parser.add_argument("file", nargs="?", help="submit: the submission.csv to send")
+    parser.add_argument("--fast", action="store_true", help="push the --fast smoke run instead of the full recipe")
+    parser.add_argument("--owner", help="kernel owner (default: the credentials' user)")
+    parser.add_argument("--dry-run", action="store_true", help="no network call; print what would be sent")
+    parser.add_argument("--timeout", type=float, default=3 * 3600, help="seconds to wait for the kernel or score")
+    parser.add_argument("--poll", type=float, default=30, help="seconds between status reads")
+    parser.add_argument("--stale-grace", type=float, default=120, help="seconds before a finished status is trusted "
+                        "without having seen this version queued or running")
+    parser.add_argument("--retries", type=int, default=4, help="tries for each API call that a retry can help")
+    parser.add_argument("--backoff", type=float, default=2.0, help="first pause between tries, doubling")
+    parser.add_argument("--http-timeout", type=float, default=60, help="seconds to wait for one HTTP answer")
+    parser.add_argument("--runs-dir", default=str(ROOT / "runs"), help="where outputs and the ledger go")
+    parser.add_argument("--message", default="", help="submit: the submission's description")
+    options = parser.parse_args(argv)
+    set_http_timeout(options.http_timeout)
+    road = Road(options)
+    try:
+        if options.step == "run":
+            road.run()
+        elif options.step == "push":
+            road.push()
+        elif options.step == "status":
+            response = road.api_call("status", "kernels_status", road.kernel())
+            print(f"{road.kernel()}: {getattr(response.status, 'name', response.status)} {response.failure_message or ''}")
+        elif options.step == "output":
+            when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+            road.output(road.runs / f"{when}-output")
+        elif options.step == "submit":
+            if not options.file:
+                raise LoopError("submit: name the file, e.g. `python scripts/push.py submit runs/.../submission.csv`")
+            road.score(road.submit(pathlib.Path(options.file), options.message or "submitted by scripts/push.py"))
+        elif options.step == "score":
+            road.score()
+    except LoopError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,154 @@
+"""The road to Kaggle, run through the stand-in of Kaggle's API with the real `kaggle` package."""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+
+import bundle  # noqa: E402
+from kaggle_standin import StandIn  # noqa: E402
+
+TINY = ["--epochs", "1", "--verbose", "0"]
+
+
+def test_bundle_is_deterministic_small_and_clean(tmp_path, monkeypatch):
+    monkeypatch.setenv("KAGGLE_KEY", "not-a-real-key-0123456789")
+    first, digest = bundle.build(["--fast"], tmp_path / "a.py")
+    second, again = bundle.build(["--fast"], tmp_path / "b.py")
+    assert first.read_bytes() == second.read_bytes() and digest == again
+    assert first.stat().st_size < 1_000_000
+    text = first.read_text()
+    assert "not-a-real-key-0123456789" not in text and f'BUNDLE_HASH = "{digest}"' in text
+    assert "def main(argv=None)" in text  # kernel.py rides along verbatim
+    assert bundle.build(["--fast", "--epochs", "3"], tmp_path / "c.py")[1] != digest
+
+
+def test_bundle_refuses_a_credential_in_the_source(tmp_path, monkeypatch):
+    monkeypatch.setenv("KAGGLE_KEY", "import")  # too short to be a key: ignored
+    bundle.build([], tmp_path / "ok.py")
+    monkeypatch.setenv("KAGGLE_KEY", "digit_recognizer")  # a "key" that does occur in the source
+    with pytest.raises(ValueError, match="credential"):
+        bundle.build([], tmp_path / "leak.py")
+
+
+def test_bundle_writes_the_same_submission_as_kernel_py(competition_dir, tmp_path):
+    built, digest = bundle.build(["--fast"], tmp_path / "build" / "kernel.py")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    common = [*TINY, "--data-dir", str(competition_dir)]
+    from_bundle = subprocess.run([sys.executable, str(built), *common, "--out", str(empty / "out")], cwd=empty,
+                                 capture_output=True, text=True, timeout=300, env=dict(os.environ, PYTHONPATH=""))
+    assert from_bundle.returncode == 0, from_bundle.stderr[-2000:]
+    assert f"bundle {digest}" in from_bundle.stdout
+    from_source = subprocess.run([sys.executable, str(ROOT / "kernel.py"), "--fast", *common, "--out",
+                                  str(tmp_path / "src")], capture_output=True, text=True, timeout=300)
+    assert from_source.returncode == 0, from_source.stderr[-2000:]
+    assert (empty / "out" / "submission.csv").read_bytes() == (tmp_path / "src" / "submission.csv").read_bytes()
+
+
+@pytest.fixture
+def standin(tmp_path, sample_frames):
+    train, test = sample_frames
+    data = tmp_path / "data"
+    data.mkdir()
+    train.iloc[:300].to_csv(data / "train.csv", index=False)
+    test.iloc[:40].to_csv(data / "test.csv", index=False)
+    # the sample's test labels, to score against: the same stratified split load_sample makes
+    from digit_recognizer import data as data_module
+    table = pd.read_csv(data_module.sample_path(), header=None)
+    _, held = data_module.split(table.iloc[:, -1].to_numpy(), 0.2, seed=0)
+    pd.DataFrame({"ImageId": range(1, 41), "Label": table.iloc[held[:40], -1].to_numpy()}).to_csv(
+        tmp_path / "answers.csv", index=False)
+    server = StandIn(data, tmp_path / "answers.csv", scratch=tmp_path / "scratch").start()
+    yield server
+    server.stop()
+
+
+def road(standin, tmp_path, *args):
+    env = dict(os.environ, HOME=str(tmp_path), **standin.environment())
+    command = [sys.executable, str(ROOT / "scripts" / "push.py"), *args, "--runs-dir", str(tmp_path / "runs"),
+               "--poll", "0.3", "--backoff", "0.05", "--retries", "2", "--stale-grace", "30", "--timeout", "240"]
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=400)
+
+
+def test_whole_road_through_the_standin(standin, tmp_path):
+    standin.faults.update(stale="2", GetKernelSessionStatus="429x1")  # a stale status, then a rate limit
+    done = road(standin, tmp_path, "run", "--fast")
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "pushed tester/digit-recognizer-kernel version 1" in done.stdout
+    assert "RUNNING" in done.stdout or "QUEUED" in done.stdout  # waited past the stale COMPLETE
+    ledger = [json.loads(line) for line in (tmp_path / "runs" / "ledger.jsonl").read_text().splitlines()]
+    assert len(ledger) == 1 and ledger[0]["version"] == 1
+    score = float(ledger[0]["public_score"])
+    assert 0.5 < score <= 1.0 and f"public score {ledger[0]['public_score']}" in done.stdout
+    assert ledger[0]["config"]["model"] == "seed" and ledger[0]["holdout_accuracy"] is not None
+    submission = next((tmp_path / "runs").rglob("submission.csv"))
+    assert len(pd.read_csv(submission)) == 40
+    assert standin.submissions[0]["description"].startswith("commit ")
+
+
+@pytest.mark.parametrize("fault, message", [
+    ({"SaveKernel": "401"}, "push: 401, credentials rejected"),
+    ({"SaveKernel": "403"}, "accept the competition rules at https://www.kaggle.com/competitions/digit-recognizer"),
+    ({"SaveKernel": "404"}, "push: 404, not found"),
+    ({"SaveKernel": "500"}, "push: HTTP 500 after 2 tries"),
+    ({"SaveKernel": "429"}, "push: HTTP 429 after 2 tries"),
+    ({"save_error": "Notebook not found"}, "push: Kaggle refused the kernel: Notebook not found"),
+])
+def test_api_faults_give_one_line_and_nonzero_exit(standin, tmp_path, fault, message):
+    standin.faults.update(fault)
+    done = road(standin, tmp_path, "run", "--fast")
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines()[-1].startswith("error: ") and message in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_slow_answers_time_out(standin, tmp_path):
+    standin.faults.update(slow="2")
+    done = road(standin, tmp_path, "status", "--http-timeout", "0.5")
+    assert done.returncode == 1 and "status: no answer after 2 tries" in done.stderr
+
+
+def test_crashing_kernel_is_reported_and_recorded(standin, tmp_path):
+    standin.faults.update(crash="1")
+    done = road(standin, tmp_path, "run", "--fast")
+    assert done.returncode == 1 and "kernel ended ERROR: RuntimeError: injected crash" in done.stderr
+    ledger = (tmp_path / "runs" / "ledger.jsonl").read_text().splitlines()
+    assert len(ledger) == 1 and json.loads(ledger[0])["public_score"] is None
+
+
+def test_missing_credentials(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KAGGLE_")}
+    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "push.py"), "status"], capture_output=True,
+                          text=True, env=dict(env, HOME=str(tmp_path)))
+    assert done.returncode == 1 and done.stderr.startswith("error: no Kaggle credentials")
+
+
+def test_dry_run_sends_nothing(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KAGGLE_")}
+    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "push.py"), "run", "--dry-run", "--owner", "me",
+                           "--runs-dir", str(tmp_path / "runs")], capture_output=True, text=True,
+                          env=dict(env, HOME=str(tmp_path), HTTP_PROXY="http://127.0.0.1:9"))
+    assert done.returncode == 0, done.stderr
+    sent = json.loads(done.stdout[: done.stdout.rindex("}") + 1])
+    assert sent["would_push"]["id"] == "me/digit-recognizer-kernel"
+    assert sent["would_push"]["machine_shape"] == "NvidiaTeslaT4" and sent["would_push"]["enable_internet"] is False
+    assert sent["kernel_args"] == ["--preset", "full"] and not (tmp_path / "runs").exists()
+
+
+REAL = os.environ.get("KAGGLE_USERNAME") and os.environ.get("KAGGLE_KEY") and not os.environ.get(
+    "KAGGLE_API_ENVIRONMENT")
+
+
+@pytest.mark.skipif(not REAL, reason="needs real Kaggle credentials (KAGGLE_USERNAME, KAGGLE_KEY)")
+def test_real_kaggle_answers_a_submission_listing():
+    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "push.py"), "score", "--timeout", "30"],
+                          capture_output=True, text=True, timeout=120)
+    assert "401" not in done.stderr and "403" not in done.stderr
