@@ -14,6 +14,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description="Train a digit recognizer and write submission.csv.")
     parser.add_argument("--data-dir", help="folder with train.csv and test.csv (.csv or .csv.gz)")
     parser.add_argument("--out", help="where submission.csv goes (default: the working folder on Kaggle, else ./output)")
+    parser.add_argument("--no-plots", action="store_true", help="skip the pictures (summary.json is still written)")
     configuration.add_arguments(parser)
     # parse_known_args: under ipykernel (a Kaggle notebook) argv carries the kernel's own flags
     args, _ = parser.parse_known_args(argv)
@@ -23,7 +24,7 @@ def main(argv=None) -> int:
         config = configuration.from_args(args)
         from digit_recognizer import data, pipeline
 
-        pipeline.run(config, data.find_data(args.data_dir), out)
+        pipeline.run(config, data.find_data(args.data_dir), out, plots=not args.no_plots)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

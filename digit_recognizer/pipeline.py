@@ -8,15 +8,15 @@ import time
 
 import numpy as np
 
-from digit_recognizer import data, submit
+from digit_recognizer import data, report, submit
 
 
 def peak_memory_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
-def run(config, source: data.Source, out_dir, log=print) -> dict:
-    """Trains and writes `out_dir/submission.csv`; returns the run's summary (also printed)."""
+def run(config, source: data.Source, out_dir, log=print, plots=True) -> dict:
+    """Trains and writes `out_dir/submission.csv`, summary.json and (with `plots`) the pictures of the run."""
     started = time.perf_counter()
     log(f"config: {json.dumps(dataclasses.asdict(config))}")
     log(f"data: {source.describe()}")
@@ -53,8 +53,15 @@ def run(config, source: data.Source, out_dir, log=print) -> dict:
         "peak_memory_mb": round(peak_memory_mb(), 1),
         "device": result.device,
         "precision": result.precision,
+        "versions": report.versions(),
+        "bundle_hash": report.bundle_hash(),
         "submission": str(path),
     }
+    if plots:
+        drawn = time.perf_counter()
+        pictures = report.write_plots(out_dir, counts, result, holdout, result.test_probabilities)
+        summary["plots"] = [p.name for p in pictures]
+        log(f"plots: {', '.join(summary['plots'])} ({time.perf_counter() - drawn:.1f} s)")
     submit.write_atomic(pathlib.Path(out_dir) / "summary.json",
                         lambda temporary: pathlib.Path(temporary).write_text(json.dumps(summary, indent=1)))
     accuracy = "n/a (no hold-out)" if result.ensemble_accuracy is None else f"{result.ensemble_accuracy:.5f}"

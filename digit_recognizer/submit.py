@@ -40,6 +40,9 @@ def write_atomic(path, write) -> pathlib.Path:
     os.close(handle)
     try:
         write(temporary)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)  # mkstemp makes the file private; a submission is not
         os.replace(temporary, path)
     finally:
         if os.path.exists(temporary):

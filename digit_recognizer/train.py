@@ -91,8 +91,9 @@ def augmented_batches(images, labels, config, seed: int):
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
-def fit_member(config, images, labels, validation=None, seed=None, device=None):
-    """One trained model and its Keras history. `validation` is (images, labels) or None."""
+def fit_member(config, images, labels, validation=None, seed=None, device=None, monitor=None):
+    """One trained model and its Keras history. `validation` (images, labels) drives the callbacks and the
+    best-weight restore; without it, `monitor` (the hold-out) is only scored each epoch, for the curves."""
     seed = config.seed if seed is None else seed
     device = device or accelerator()
     set_seeds(seed)
@@ -102,6 +103,7 @@ def fit_member(config, images, labels, validation=None, seed=None, device=None):
     steps_per_epoch = -(-len(images) // config.batch_size)
     net.compile(optimizer=make_optimizer(config, steps_per_epoch), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     callbacks = schedule_callbacks(config, validation is not None)
+    validation = validation if validation is not None else monitor
     if where != "map":
         history = net.fit(images, labels, batch_size=config.batch_size, epochs=config.epochs, shuffle=True,
                           validation_data=validation, callbacks=callbacks, verbose=config.verbose)
@@ -150,7 +152,7 @@ def train_ensemble(config, images, labels, test_images, holdout=None, log=print)
         kept, checked = data.split(labels, config.validation, seed)
         validation = (images[checked], labels[checked]) if len(checked) else None
         log(f"member {member + 1}/{config.members}: {config.model}, seed {seed}, {len(kept)} training rows")
-        net, history = fit_member(config, images[kept], labels[kept], validation, seed, device)
+        net, history = fit_member(config, images[kept], labels[kept], validation, seed, device, monitor=holdout)
         trained_images += len(kept) * len(history["loss"])
         histories.append(history)
         test_sum += predict(net, test_images, config.tta)

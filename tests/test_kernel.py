@@ -1,5 +1,6 @@
 """kernel.py end to end, as a user runs it: a tiny sample in, submission.csv out; bad input, one line out."""
 
+import json
 import pathlib
 import subprocess
 import sys
@@ -24,6 +25,20 @@ def test_fast_run_writes_a_valid_submission(competition_dir, tmp_path):
     assert frame["ImageId"].tolist() == list(range(1, 41))
     assert frame["Label"].between(0, 9).all()
     assert "hold-out accuracy" in done.stdout and "data-dir" in done.stdout
+    summary = json.loads((out / "summary.json").read_text())
+    for field in ("config", "data_source", "member_holdout_accuracy", "ensemble_holdout_accuracy", "seconds",
+                  "images_per_second", "peak_memory_mb", "versions", "device", "bundle_hash"):
+        assert field in summary, field
+    assert summary["config"]["model"] == "seed" and summary["test_rows"] == 40
+    assert 0 <= summary["ensemble_holdout_accuracy"] <= 1 and summary["versions"]["backend"] == "tensorflow"
+    for picture in summary["plots"]:
+        assert (out / picture).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_no_plots(competition_dir, tmp_path):
+    done = kernel(*TINY_RUN, "--no-plots", "--data-dir", str(competition_dir), "--out", str(tmp_path))
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert not list(tmp_path.glob("*.png")) and (tmp_path / "summary.json").exists()
 
 
 def test_bad_input_is_one_line_nonzero_and_keeps_the_old_submission(competition_dir, tmp_path):

@@ -1,0 +1,80 @@
+"""The run ledger (runs/ledger.jsonl, written by scripts/push.py) as a table and a picture.
+
+  python scripts/report.py [--ledger runs/ledger.jsonl] [--out runs/ledger.png]
+
+Prints one row per run (time, commit, bundle, model, members, epochs, hold-out, public score) and plots the public
+score and the kernel's hold-out accuracy of every run over time, so a gap between the two stands out.
+"""
+
+import argparse
+import json
+import pathlib
+import sys
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def read(ledger: pathlib.Path) -> list[dict]:
+    rows = []
+    for number, line in enumerate(ledger.read_text().splitlines(), 1):
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except ValueError:
+                raise ValueError(f"{ledger}: line {number} is not JSON; remove or fix that line") from None
+    return rows
+
+
+def number(value):
+    return None if value in (None, "") else float(value)
+
+
+def table(rows: list[dict]) -> str:
+    head = f"{'time':17} {'commit':14} {'bundle':12} {'model':5} {'members':>7} {'epochs':>6} {'hold-out':>8} {'public':>8}"
+    lines = [head, "-" * len(head)]
+    for row in rows:
+        config = row.get("config") or {}
+        holdout, public = number(row.get("holdout_accuracy")), number(row.get("public_score"))
+        lines.append(f"{row.get('time', ''):17} {row.get('commit', ''):14} {row.get('bundle_hash', ''):12} "
+                     f"{config.get('model', '?'):5} {config.get('members', ''):>7} {config.get('epochs', ''):>6} "
+                     f"{'' if holdout is None else f'{holdout:.5f}':>8} {'' if public is None else f'{public:.5f}':>8}")
+    return "\n".join(lines)
+
+
+def plot(rows: list[dict], path: pathlib.Path) -> pathlib.Path:
+    from digit_recognizer.report import pyplot, save
+    plt = pyplot()
+    figure, axis = plt.subplots(figsize=(7, 3.8))
+    runs = range(1, len(rows) + 1)
+    for key, label, style in (("holdout_accuracy", "kernel hold-out", "o--"), ("public_score", "public score", "s-")):
+        values = [number(row.get(key)) for row in rows]
+        axis.plot([r for r, v in zip(runs, values) if v is not None], [v for v in values if v is not None],
+                  style, label=label)
+    axis.set_xticks(list(runs), [row.get("time", "")[:13] for row in rows], rotation=30, ha="right", fontsize=7)
+    axis.set(ylabel="accuracy", title="Runs over time")
+    axis.legend()
+    return save(figure, path)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--ledger", default=str(ROOT / "runs" / "ledger.jsonl"))
+    parser.add_argument("--out", default=None, help="the picture (default: ledger.png beside the ledger)")
+    args = parser.parse_args(argv)
+    ledger = pathlib.Path(args.ledger)
+    try:
+        if not ledger.is_file():
+            raise ValueError(f"{ledger}: no ledger yet; `python scripts/push.py run` writes one line per run")
+        rows = read(ledger)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(table(rows))
+    picture = plot(rows, pathlib.Path(args.out) if args.out else ledger.with_name("ledger.png"))
+    print(f"wrote {picture}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,64 @@
+import numpy as np
+
+from digit_recognizer import report
+from digit_recognizer.train import Result
+
+
+def fake_result(holdout_probabilities):
+    history = {"loss": [0.5, 0.2], "accuracy": [0.9, 0.95], "val_loss": [0.3, 0.2], "val_accuracy": [0.92, 0.96],
+               "learning_rate": [1e-3, 5e-4]}
+    return Result(test_probabilities=None, holdout_probabilities=holdout_probabilities, member_accuracy=[0.5],
+                  ensemble_accuracy=0.5, histories=[history, history], train_seconds=1.0, images_per_second=1.0,
+                  device="cpu", precision="float32")
+
+
+def test_every_picture_is_a_real_png(tmp_path):
+    rng = np.random.default_rng(0)
+    labels = np.arange(20) % 10
+    probabilities = rng.dirichlet(np.ones(10), size=20)
+    images = rng.random((20, 28, 28, 1)).astype(np.float32)
+    written = report.write_plots(tmp_path, {d: 10 + d for d in range(10)}, fake_result(probabilities),
+                                 (images, labels), rng.dirichlet(np.ones(10), size=30))
+    assert sorted(p.name for p in written) == ["confusion_matrix.png", "label_counts.png", "test_confidence.png",
+                                               "training_curves.png", "worst_errors.png"]
+    for path in written:
+        content = path.read_bytes()
+        assert content[:8] == b"\x89PNG\r\n\x1a\n"
+        assert 3_000 < len(content) < 1_000_000, (path.name, len(content))
+
+
+def test_no_holdout_no_holdout_pictures(tmp_path):
+    written = report.write_plots(tmp_path, {d: 1 for d in range(10)}, fake_result(None), None,
+                                 np.full((5, 10), 0.1))
+    assert {p.name for p in written} == {"label_counts.png", "training_curves.png", "test_confidence.png"}
+
+
+def test_confusion_counts():
+    matrix = report.confusion(np.array([1, 1, 7, 3]), np.array([1, 7, 7, 3]))
+    assert matrix[1, 1] == 1 and matrix[1, 7] == 1 and matrix[7, 7] == 1 and matrix.sum() == 4
+
+
+def test_versions_name_the_backend():
+    found = report.versions()
+    assert {"python", "keras", "backend"} <= set(found)
+
+
+def test_ledger_report(tmp_path):
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+    ledger = tmp_path / "ledger.jsonl"
+    rows = [{"time": "20261124T0100Z", "commit": "abc", "bundle_hash": "h1", "config": {"model": "bn", "members": 5,
+             "epochs": 30}, "holdout_accuracy": 0.9961, "public_score": "0.99642"},
+            {"time": "20261124T0200Z", "commit": "def", "bundle_hash": "h2", "config": None,
+             "holdout_accuracy": None, "public_score": None}]
+    ledger.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    script = Path(__file__).resolve().parents[1] / "scripts" / "report.py"
+    done = subprocess.run([sys.executable, str(script), "--ledger", str(ledger)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "0.99610  0.99642" in done.stdout and "def" in done.stdout
+    assert (tmp_path / "ledger.png").read_bytes()[:4] == b"\x89PNG"
+    ledger.write_text("not json\n")
+    done = subprocess.run([sys.executable, str(script), "--ledger", str(ledger)], capture_output=True, text=True)
+    assert done.returncode == 1 and "line 1 is not JSON" in done.stderr
