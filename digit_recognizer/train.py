@@ -4,6 +4,7 @@ Backend-neutral: Keras and keras.ops, fed numpy arrays. The one TensorFlow-only 
 augments on the CPU in parallel with the training step; any other backend augments inside the model.
 """
 
+import contextlib
 import dataclasses
 import pathlib
 import time
@@ -47,11 +48,35 @@ def precision(config, device: str) -> str:
     return "mixed_bfloat16" if cpu_has_bf16() else "float32"
 
 
-def set_seeds(seed: int) -> None:
+def set_seeds(seed: int, deterministic: bool = True) -> None:
     keras.utils.set_random_seed(seed)  # python, numpy and the backend
+    if deterministic and keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+        tf.config.experimental.enable_op_determinism()  # same seed, same submission; it also turns XLA off
+
+
+def gpu_count() -> int:
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+        return len(tf.config.list_physical_devices("GPU"))
+    if backend == "jax":
+        import jax
+        return sum(device.platform == "gpu" for device in jax.devices())
+    return 0
+
+
+def all_gpus():
+    """A scope that trains on every GPU of the machine (Kaggle's default has two T4s): data parallel, the batch
+    split across devices. One device or a CPU: no change."""
+    if gpu_count() < 2:
+        return contextlib.nullcontext()
     if keras.backend.backend() == "tensorflow":
         import tensorflow as tf
-        tf.config.experimental.enable_op_determinism()  # same seed, same submission, byte for byte
+        return tf.distribute.MirroredStrategy().scope()
+    if keras.backend.backend() == "jax":
+        keras.distribution.set_distribution(keras.distribution.DataParallel())
+    return contextlib.nullcontext()
 
 
 def schedule_callbacks(config, has_validation: bool) -> list:
@@ -76,9 +101,10 @@ def learning_rate(config, steps_per_epoch: int):
 
 def make_optimizer(config, steps_per_epoch: int):
     rate = learning_rate(config, steps_per_epoch)
+    ema = {"use_ema": True, "ema_momentum": config.ema} if config.ema else {}
     if config.optimizer == "rmsprop":
-        return keras.optimizers.RMSprop(learning_rate=rate, rho=0.9, epsilon=1e-8)
-    return keras.optimizers.Adam(learning_rate=rate)
+        return keras.optimizers.RMSprop(learning_rate=rate, rho=0.9, epsilon=1e-8, **ema)
+    return keras.optimizers.Adam(learning_rate=rate, **ema)
 
 
 def augmented_batches(images, labels, config, seed: int):
@@ -149,10 +175,13 @@ def train_ensemble(config, images, labels, test_images, holdout=None, log=print)
     start = time.perf_counter()
     for member in range(config.members):
         seed = config.seed + 1000 * member
+        families = config.model.split("+")
+        member_config = dataclasses.replace(config, model=families[member % len(families)])
         kept, checked = data.split(labels, config.validation, seed)
         validation = (images[checked], labels[checked]) if len(checked) else None
-        log(f"member {member + 1}/{config.members}: {config.model}, seed {seed}, {len(kept)} training rows")
-        net, history = fit_member(config, images[kept], labels[kept], validation, seed, device, monitor=holdout)
+        log(f"member {member + 1}/{config.members}: {member_config.model}, seed {seed}, {len(kept)} training rows")
+        net, history = fit_member(member_config, images[kept], labels[kept], validation, seed, device,
+                                  monitor=holdout)
         trained_images += len(kept) * len(history["loss"])
         histories.append(history)
         test_sum += predict(net, test_images, config.tta)

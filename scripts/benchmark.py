@@ -157,7 +157,8 @@ def bench_throughput(args) -> dict:
 def bench_recipe(args) -> dict:
     from digit_recognizer import config as configuration, data, pipeline
     config = configuration.PRESETS[args.preset]
-    overrides = {k: v for k, v in (("epochs", args.epochs_override), ("members", args.members)) if v}
+    overrides = {k: v for k, v in (("epochs", args.epochs_override), ("members", args.members),
+                                   ("model", args.model)) if v}
     config = dataclasses.replace(config, **overrides)
     out = ROOT / "output" / f"benchmark-{args.preset}"
     summary = pipeline.run(config, data.find_data(args.data_dir), out)
@@ -201,6 +202,7 @@ def main():
     parser.add_argument("--preset", default="full", help="recipe: the preset to run")
     parser.add_argument("--epochs-override", type=int, help="recipe: override the preset's epochs")
     parser.add_argument("--members", type=int, help="recipe: override the preset's members")
+    parser.add_argument("--model", help="recipe: override the preset's model families (e.g. bn)")
     parser.add_argument("--results", default=str(ROOT / "benchmarks" / "results.jsonl"))
     args = parser.parse_args()
     bench = {"fast": bench_fast, "throughput": bench_throughput, "recipe": bench_recipe, "road": bench_road}[args.what]

@@ -1,3 +1,4 @@
+import contextlib
 import dataclasses
 import importlib.util
 import os
@@ -69,6 +70,28 @@ def test_ensemble_averages_member_softmaxes(monkeypatch):
     assert result.member_accuracy == [0.5, 0.5, 0.5]
     assert result.ensemble_accuracy == 0.5
     assert len(result.histories) == 3 and result.images_per_second > 0
+
+
+def test_members_alternate_families_and_seeds(monkeypatch):
+    seen = []
+
+    def fake_fit(config, images, labels, validation, seed, device, monitor=None):
+        seen.append((config.model, seed, validation is None, monitor is not None))
+        return Constant(1), {"loss": [0.0]}
+
+    monkeypatch.setattr(train, "fit_member", fake_fit)
+    images, labels = np.zeros((20, 28, 28, 1), np.float32), np.arange(20) % 2
+    config = dataclasses.replace(TINY, model="bn+deep", members=3)
+    train.train_ensemble(config, images, labels, images[:2], (images[:2], labels[:2]), log=lambda *_: None)
+    assert seen == [("bn", 42, True, True), ("deep", 1042, True, True), ("bn", 2042, True, True)]
+
+
+def test_ema_and_single_device_scope():
+    optimizer = train.make_optimizer(dataclasses.replace(TINY, ema=0.99), steps_per_epoch=10)
+    assert optimizer.use_ema and optimizer.ema_momentum == 0.99
+    assert not train.make_optimizer(TINY, 10).use_ema
+    if train.gpu_count() < 2:  # one device or none: training is left as it is
+        assert isinstance(train.all_gpus(), contextlib.nullcontext)
 
 
 def other_backend():

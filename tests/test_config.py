@@ -1,0 +1,45 @@
+import argparse
+import dataclasses
+
+import pytest
+
+from digit_recognizer import config as configuration
+from digit_recognizer.config import PRESETS, Config
+
+
+def parse(*argv):
+    parser = argparse.ArgumentParser()
+    configuration.add_arguments(parser)
+    return configuration.from_args(parser.parse_args(list(argv)))
+
+
+def test_flags_override_the_preset_field_by_field():
+    config = parse("--fast", "--epochs", "7", "--model", "bn+deep", "--deterministic", "false", "--ema", "0.99")
+    assert config == dataclasses.replace(PRESETS["fast"], epochs=7, model="bn+deep", deterministic=False, ema=0.99)
+    assert parse() == Config()
+    assert parse("--preset", "full").members == PRESETS["full"].members
+
+
+def test_every_field_has_help_from_its_comment():
+    help_text = configuration._field_help()
+    assert set(help_text) == {f.name for f in dataclasses.fields(Config)}
+    assert help_text["epochs"] == "passes over each member's training rows"
+
+
+@pytest.mark.parametrize("override, message", [
+    ({"model": "bn+resnet"}, "model='bn\\+resnet' is not one of seed, bn, deep"),
+    ({"members": 0}, "members=0 must be at least 1"),
+    ({"holdout": 0.7}, r"holdout=0.7 must be in \[0, 0.5\)"),
+    ({"schedule": "plateau"}, "needs --validation > 0"),
+    ({"tta": 3}, "tta=3 is not one of 0, 4, 8"),
+])
+def test_bad_values_name_field_and_fix(override, message):
+    with pytest.raises(ValueError, match=message):
+        configuration.check(dataclasses.replace(Config(), **override))
+
+
+def test_presets_are_valid_and_frozen():
+    for preset in PRESETS.values():
+        assert configuration.check(preset) is preset
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        PRESETS["fast"].epochs = 3
