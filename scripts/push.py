@@ -112,7 +112,11 @@ class Road:
         return self.api
 
     def kernel(self) -> str:
-        owner = self.options.owner or (owner_from_credentials() if not self.options.dry_run else "") or "OWNER"
+        if self.options.dry_run:
+            return f"{self.options.owner or 'OWNER'}/{self.slug}"
+        owner = self.options.owner or owner_from_credentials()
+        if not owner:
+            raise LoopError("KAGGLE_API_TOKEN does not say whose kernel this is: pass --owner YOUR_KAGGLE_USERNAME")
         return f"{owner}/{self.slug}"
 
     def api_call(self, what, name, *args, **kwargs):

@@ -27,6 +27,14 @@ def test_one_fit_step_learns_and_records_history(sample_frames):
     assert probabilities.shape == (5, 10) and np.allclose(probabilities.sum(axis=1), 1, atol=1e-4)
 
 
+def test_fit_member_passes_seed_and_determinism(monkeypatch):
+    calls = []
+    monkeypatch.setattr(train, "set_seeds", lambda seed, deterministic=True: calls.append((seed, deterministic)))
+    x, y = np.zeros((8, 28, 28, 1), np.float32), np.arange(8) % 10
+    train.fit_member(dataclasses.replace(TINY, deterministic=False, model="seed"), x, y, seed=7)
+    assert calls == [(7, False)]
+
+
 def test_exponential_schedule_and_restore_best():
     config = dataclasses.replace(TINY, learning_rate=0.01, decay=0.5, epochs=4)
     schedule = train.learning_rate(config, steps_per_epoch=10)
