@@ -10,7 +10,8 @@ Responses are built with kagglesdk's own types, so field names and enums are the
 runs, in a scratch folder, with the competition data where `kernel.py` finds it and KAGGLE_KERNEL_RUN_TYPE set, as
 on Kaggle. Faults (`--fault` or `StandIn.faults`): `SaveKernel=401` (any method = an HTTP status, every time),
 `SaveKernel=429x2` (the first 2 calls only), `slow=2.5` (seconds before each answer), `crash=1` (the kernel fails),
-`stale=2` (the first 2 status reads after a push report the previous run), `save_error=...` (push answers an error).
+`stale=2` (the first 2 status reads after a push report the previous run), `save_error=...` (push answers an error),
+`files=500` (output downloads fail), `upload=400` (the submission upload fails).
 """
 
 import argparse
@@ -240,6 +241,8 @@ class StandIn:
                 self.reply(200, target.read_bytes(), "application/octet-stream")
 
             def do_PUT(self):
+                if fault := standin.fault_status("upload"):
+                    return self.error(fault, "injected fault")
                 token = urllib.parse.urlsplit(self.path).path.removeprefix("/_upload/")
                 standin.uploads[token] = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 self.reply(200, b"{}")

@@ -97,6 +97,15 @@ def call(what: str, function, *args, retries=4, backoff=2.0, **kwargs):
         time.sleep(backoff * 2 ** (attempt - 1))
 
 
+def read_summary(folder: pathlib.Path) -> dict:
+    """The kernel's summary.json, or {} when it is missing or not one (a failed download leaves an error body)."""
+    try:
+        summary = json.loads((folder / "summary.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return summary if isinstance(summary, dict) and "config" in summary else {}
+
+
 class Road:
     def __init__(self, options):
         self.options = options
@@ -175,8 +184,7 @@ class Road:
     def check_submission(path: pathlib.Path):
         import pandas as pd
         from digit_recognizer import submit
-        summary = next(path.parent.glob("summary.json"), None)
-        rows = json.loads(summary.read_text())["test_rows"] if summary else 28000
+        rows = read_summary(path.parent).get("test_rows", 28000)
         try:
             submit.validate_submission(pd.read_csv(path), rows, name=str(path))
         except (ValueError, pd.errors.ParserError) as error:  # a failed download leaves an error page here
@@ -225,7 +233,7 @@ class Road:
         try:
             self.wait()
             path = self.output(folder)
-            summary = json.loads((path.parent / "summary.json").read_text()) if (path.parent / "summary.json").exists() else {}
+            summary = read_summary(path.parent)
             row.update(holdout_accuracy=summary.get("ensemble_holdout_accuracy"), config=summary.get("config"))
             ref = self.submit(path, f"commit {stamp['commit']} bundle {stamp['bundle_hash']}")
             row["public_score"] = self.score(ref)

@@ -124,6 +124,24 @@ def test_crashing_kernel_is_reported_and_recorded(standin, tmp_path):
     assert len(ledger) == 1 and json.loads(ledger[0])["public_score"] is None
 
 
+def test_failed_output_download_is_caught_and_kept(standin, tmp_path):
+    standin.faults.update(files="500")  # the client writes the error body into submission.csv, status unchecked
+    done = road(standin, tmp_path, "run", "--fast")
+    assert done.returncode == 1 and "error: output: " in done.stderr, done.stderr[-2000:]
+    assert next((tmp_path / "runs").rglob("submission.csv")).exists()  # what came down is kept
+    assert len((tmp_path / "runs" / "ledger.jsonl").read_text().splitlines()) == 1
+    assert standin.submissions == []
+
+
+def test_failed_upload_is_an_error_not_a_silent_exit(standin, tmp_path):
+    standin.faults.update(upload="400")
+    path = tmp_path / "submission.csv"
+    pd.DataFrame({"ImageId": range(1, 28001), "Label": 1}).to_csv(path, index=False)
+    done = road(standin, tmp_path, "submit", str(path))
+    assert done.returncode == 1 and "submit: Kaggle did not take the file: Could not submit" in done.stderr
+    assert standin.submissions == []
+
+
 def test_missing_credentials(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("KAGGLE_")}
     done = subprocess.run([sys.executable, str(ROOT / "scripts" / "push.py"), "status"], capture_output=True,
