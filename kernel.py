@@ -8,6 +8,14 @@ import os
 import sys
 
 
+def default_out() -> str:
+    if os.path.isdir("/kaggle/working"):
+        return "/kaggle/working"
+    if "KAGGLE_KERNEL_RUN_TYPE" in os.environ:  # a Kaggle batch run elsewhere (the stand-in): cwd is the working folder
+        return "."
+    return "output"
+
+
 def main(argv=None) -> int:
     from digit_recognizer import config as configuration
 
@@ -18,8 +26,7 @@ def main(argv=None) -> int:
     configuration.add_arguments(parser)
     # parse_known_args: under ipykernel (a Kaggle notebook) argv carries the kernel's own flags
     args, _ = parser.parse_known_args(argv)
-    on_kaggle = os.path.isdir("/kaggle/working") or "KAGGLE_KERNEL_RUN_TYPE" in os.environ
-    out = args.out or ("/kaggle/working" if os.path.isdir("/kaggle/working") else "." if on_kaggle else "output")
+    out = args.out or default_out()
     try:
         config = configuration.from_args(args)
         from digit_recognizer import data, pipeline

@@ -37,6 +37,7 @@ class Config:
     augment_in: str = "auto"  # where augmentation runs: auto (= model), model, or map (a tf.data map; TensorFlow only)
     precision: str = "auto"  # auto, float32, mixed_bfloat16 or mixed_float16
     tta: int = 0  # test-time augmentation: extra predictions on copies shifted by one pixel (0, 4 or 8)
+    pseudo: float = 0.0  # a second round also trains on test images the first ensemble is this sure of (0 = off)
     ema: float = 0.0  # momentum of a moving average of the weights, swapped in after training (0 = off)
     deterministic: bool = True  # seeds plus op determinism: same submission byte for byte; off lets XLA compile
     limit: int = 0  # use only the first N training rows (0 = all); for smoke runs
@@ -108,6 +109,8 @@ def check(config: Config) -> Config:
     for name in ("members", "epochs", "batch_size"):
         if getattr(config, name) < 1:
             raise ValueError(f"config: {name}={getattr(config, name)} must be at least 1")
+    if not (config.pseudo == 0 or 0.5 <= config.pseudo < 1):
+        raise ValueError(f"config: pseudo={config.pseudo} must be 0 (off) or a confidence in [0.5, 1), e.g. 0.999")
     for name in ("holdout", "validation"):
         if not 0 <= getattr(config, name) < 0.5:
             raise ValueError(f"config: {name}={getattr(config, name)} must be in [0, 0.5)")

@@ -34,7 +34,7 @@ def run(config, source: data.Source, out_dir, log=print, plots=True) -> dict:
     # imported here, not at the top: Keras loads its backend (seconds, and log lines) only once the data is good
     from digit_recognizer import train
 
-    result = train.train_ensemble(config, images[kept], labels[kept], test_images, holdout, log=log)
+    result = train.train_with_pseudo_labels(config, images[kept], labels[kept], test_images, holdout, log=log)
 
     frame = submit.make_submission(result.test_probabilities)
     path = submit.write_submission(frame, pathlib.Path(out_dir) / "submission.csv", len(test_images))

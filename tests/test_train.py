@@ -102,6 +102,26 @@ def test_ema_and_single_device_scope():
         assert isinstance(train.all_gpus(), contextlib.nullcontext)
 
 
+def test_pseudo_labels_add_confident_test_images(monkeypatch):
+    trained_on = []
+
+    def fake_fit(config, images, labels, validation, seed, device, monitor=None):
+        trained_on.append(len(images))
+        return Constant(7), {"loss": [0.0]}  # 0.55 sure of a 7 for every image
+
+    monkeypatch.setattr(train, "fit_member", fake_fit)
+    images, labels, test = np.zeros((20, 28, 28, 1), np.float32), np.arange(20) % 2, np.zeros((6, 28, 28, 1))
+    quiet = dict(holdout=None, log=lambda *_: None)
+    train.train_with_pseudo_labels(dataclasses.replace(TINY, pseudo=0.6), images, labels, test, **quiet)
+    assert trained_on == [20]  # nobody at 0.6: no second round
+    trained_on.clear()
+    result = train.train_with_pseudo_labels(dataclasses.replace(TINY, pseudo=0.5), images, labels, test, **quiet)
+    assert trained_on == [20, 26] and len(result.histories) == 2
+    trained_on.clear()
+    train.train_with_pseudo_labels(TINY, images, labels, test, **quiet)
+    assert trained_on == [20]
+
+
 def other_backend():
     for name in ("jax", "torch"):
         if importlib.util.find_spec(name):
