@@ -81,13 +81,13 @@ def steady_images_per_second(clock, rows):
     return rows * len(later) / sum(later)
 
 
-def ours(images, labels, epochs):
+def ours(images, labels, epochs, batch_size):
     import keras
     from digit_recognizer import train
     from digit_recognizer.config import Config
     clock = EpochClock()
     callback = keras.callbacks.LambdaCallback(on_epoch_begin=clock.on_epoch_begin, on_epoch_end=clock.on_epoch_end)
-    config = Config(model="seed", epochs=epochs, verbose=0)
+    config = Config(model="seed", epochs=epochs, batch_size=batch_size, verbose=0)
     real_fit = keras.Model.fit
 
     def fit_with_clock(self, *a, **k):
@@ -148,8 +148,9 @@ def tutorial(images, labels, epochs):
 def bench_throughput(args) -> dict:
     images, labels = load_rows(args.data_dir, args.rows)
     theirs = tutorial(images, labels, args.epochs)
-    mine, precision = ours(images, labels, args.epochs)
+    mine, precision = ours(images, labels, args.epochs, args.batch_size)
     return {"benchmark": "throughput", "model": "seed", "rows": len(images), "epochs": args.epochs,
+            "ours_batch_size": args.batch_size,
             "tutorial_images_per_second": round(theirs), "ours_images_per_second": round(mine),
             "speedup": round(mine / theirs, 2), "ours_precision": precision}
 
@@ -199,6 +200,7 @@ def main():
     parser.add_argument("--data-dir", help="competition folder (default: found as kernel.py finds it)")
     parser.add_argument("--rows", type=int, default=8600, help="throughput: training rows per epoch")
     parser.add_argument("--epochs", type=int, default=3, help="throughput: epochs (the first is not counted)")
+    parser.add_argument("--batch-size", type=int, default=128, help="throughput: our side's batch size")
     parser.add_argument("--preset", default="full", help="recipe: the preset to run")
     parser.add_argument("--epochs-override", type=int, help="recipe: override the preset's epochs")
     parser.add_argument("--members", type=int, help="recipe: override the preset's members")
