@@ -46,7 +46,7 @@ class Config:
 
 
 PRESETS = {
-    # A smoke run of the whole road, under 60 s here from start to submission.csv at hold-out ~0.984. The tutorial's
+    # A smoke run of the whole road, about 60 s here from start to submission.csv at hold-out ~0.984. The tutorial's
     # CNN: two-epoch BatchNorm runs swung from 0.90 to 0.987 hold-out; augmentation costs accuracy this short;
     # batch 64 gives twice the updates per epoch of 128; 28,800 rows keep it under a minute.
     "fast": Config(model="seed", epochs=2, batch_size=64, learning_rate=1e-3, decay=0.3,
