@@ -59,7 +59,7 @@ def run(config, source: data.Source, out_dir, log=print, plots=True) -> dict:
     }
     if plots:
         drawn = time.perf_counter()
-        pictures = report.write_plots(out_dir, counts, result, holdout, result.test_probabilities)
+        pictures = report.write_plots(out_dir, counts, result, holdout)
         summary["plots"] = [p.name for p in pictures]
         log(f"plots: {', '.join(summary['plots'])} ({time.perf_counter() - drawn:.1f} s)")
     submit.write_atomic(pathlib.Path(out_dir) / "summary.json",

@@ -77,8 +77,8 @@ def worst_errors(images, labels, probabilities, path, count=24):
     """The wrong predictions the ensemble was surest of."""
     plt = pyplot()
     predicted = probabilities.argmax(axis=1)
-    wrong = np.flatnonzero(predicted != labels)
-    wrong = wrong[np.argsort(-probabilities[wrong, predicted[wrong]])][:count]
+    every_wrong = np.flatnonzero(predicted != labels)
+    wrong = every_wrong[np.argsort(-probabilities[every_wrong, predicted[every_wrong]])][:count]
     columns = 8
     rows = max(1, -(-len(wrong) // columns))
     figure, axes = plt.subplots(rows, columns, figsize=(columns * 1.3, rows * 1.55), squeeze=False)
@@ -87,7 +87,7 @@ def worst_errors(images, labels, probabilities, path, count=24):
     for axis, row in zip(axes.flat, wrong):
         axis.imshow(images[row, :, :, 0], cmap="gray_r")
         axis.set_title(f"true {labels[row]} said {predicted[row]}\n{probabilities[row, predicted[row]]:.2f}", fontsize=7)
-    figure.suptitle(f"Worst hold-out errors ({len(np.flatnonzero(predicted != labels))} in all)", fontsize=9)
+    figure.suptitle(f"Worst hold-out errors ({len(every_wrong)} in all)", fontsize=9)
     return save(figure, path)
 
 
@@ -102,13 +102,13 @@ def test_confidence(probabilities, path):
     return save(figure, path)
 
 
-def write_plots(out_dir, counts, result, holdout, test_probabilities) -> list:
+def write_plots(out_dir, counts, result, holdout) -> list:
     """Every picture of the run; hold-out pictures only when something was held out."""
     out = pathlib.Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written = [label_counts(counts, out / "label_counts.png"),
                training_curves(result.histories, out / "training_curves.png"),
-               test_confidence(test_probabilities, out / "test_confidence.png")]
+               test_confidence(result.test_probabilities, out / "test_confidence.png")]
     if holdout is not None:
         written.append(confusion_matrix(holdout[1], result.holdout_probabilities, out / "confusion_matrix.png"))
         written.append(worst_errors(holdout[0], holdout[1], result.holdout_probabilities, out / "worst_errors.png"))

@@ -168,10 +168,10 @@ def train_ensemble(config, images, labels, test_images, holdout=None, log=print)
     test_sum = np.zeros((len(test_images), 10), np.float64)
     holdout_sum = None if holdout is None else np.zeros((len(holdout[0]), 10), np.float64)
     member_accuracy, histories, trained_images = [], [], 0
+    families = config.model.split("+")
     start = time.perf_counter()
     for member in range(config.members):
         seed = config.seed + 1000 * member
-        families = config.model.split("+")
         member_config = dataclasses.replace(config, model=families[member % len(families)])
         kept, checked = data.split(labels, config.validation, seed)
         validation = (images[checked], labels[checked]) if len(checked) else None

@@ -49,7 +49,8 @@ class Run:
 class StandIn:
     def __init__(self, data_dir, answers=None, user="tester", key="standin-key", scratch=None, port=0):
         self.data_dir, self.answers = pathlib.Path(data_dir), answers
-        self.credentials = base64.b64encode(f"{user}:{key}".encode()).decode()
+        self.user, self.key = user, key
+        self.credentials = base64.b64encode(f"{user}:{key}".encode()).decode()  # as HTTP Basic auth sends them
         self.scratch = pathlib.Path(scratch or tempfile.mkdtemp(prefix="kaggle-standin-"))
         self.faults: dict = {}
         self.runs: dict[str, list[Run]] = {}  # kernel slug -> its versions
@@ -72,9 +73,8 @@ class StandIn:
 
     def environment(self) -> dict:
         """What a client needs to be sent here."""
-        user, key = base64.b64decode(self.credentials).decode().split(":", 1)
         return {"KAGGLE_API_ENVIRONMENT": "LOCALHOST", "HTTP_PROXY": f"http://127.0.0.1:{self.port}",
-                "NO_PROXY": "", "no_proxy": "", "KAGGLE_USERNAME": user, "KAGGLE_KEY": key}
+                "NO_PROXY": "", "no_proxy": "", "KAGGLE_USERNAME": self.user, "KAGGLE_KEY": self.key}
 
     # ---- faults ----
     def fault_status(self, method: str):

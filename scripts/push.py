@@ -97,6 +97,10 @@ def call(what: str, function, *args, retries=4, backoff=2.0, **kwargs):
         time.sleep(backoff * 2 ** (attempt - 1))
 
 
+def utc_stamp() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+
+
 def read_summary(folder: pathlib.Path) -> dict:
     """The kernel's summary.json, or {} when it is missing or not one (a failed download leaves an error body)."""
     try:
@@ -223,11 +227,12 @@ class Road:
 
     def run(self):
         stamp = self.push()
+        message = f"commit {stamp['commit']} bundle {stamp['bundle_hash']}"
         if self.options.dry_run:
-            print(f"would wait, fetch, validate, submit to {COMPETITION} with message "
-                  f"'commit {stamp['commit']} bundle {stamp['bundle_hash']}', poll the score, append to the ledger")
+            print(f"would wait, fetch, validate, submit to {COMPETITION} with message '{message}', poll the score, "
+                  "append to the ledger")
             return
-        when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        when = utc_stamp()
         folder = self.runs / f"{when}-{stamp['bundle_hash']}"
         row = {"time": when, **stamp, "holdout_accuracy": None, "public_score": None, "config": None}
         try:
@@ -235,7 +240,7 @@ class Road:
             path = self.output(folder)
             summary = read_summary(path.parent)
             row.update(holdout_accuracy=summary.get("ensemble_holdout_accuracy"), config=summary.get("config"))
-            ref = self.submit(path, f"commit {stamp['commit']} bundle {stamp['bundle_hash']}")
+            ref = self.submit(path, message)
             row["public_score"] = self.score(ref)
         finally:
             self.record(row)
@@ -269,8 +274,7 @@ def main(argv=None) -> int:
             response = road.api_call("status", "kernels_status", road.kernel())
             print(f"{road.kernel()}: {getattr(response.status, 'name', response.status)} {response.failure_message or ''}")
         elif options.step == "output":
-            when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-            road.output(road.runs / f"{when}-output")
+            road.output(road.runs / f"{utc_stamp()}-output")
         elif options.step == "submit":
             if not options.file:
                 raise LoopError("submit: name the file, e.g. `python scripts/push.py submit runs/.../submission.csv`")

@@ -4,10 +4,10 @@ from digit_recognizer import report
 from digit_recognizer.train import Result
 
 
-def fake_result(holdout_probabilities):
+def fake_result(holdout_probabilities, test_probabilities):
     history = {"loss": [0.5, 0.2], "accuracy": [0.9, 0.95], "val_loss": [0.3, 0.2], "val_accuracy": [0.92, 0.96],
                "learning_rate": [1e-3, 5e-4]}
-    return Result(test_probabilities=None, holdout_probabilities=holdout_probabilities, member_accuracy=[0.5],
+    return Result(test_probabilities=test_probabilities, holdout_probabilities=holdout_probabilities, member_accuracy=[0.5],
                   ensemble_accuracy=0.5, histories=[history, history], train_seconds=1.0, images_per_second=1.0,
                   device="cpu", precision="float32")
 
@@ -17,8 +17,8 @@ def test_every_picture_is_a_real_png(tmp_path):
     labels = np.arange(20) % 10
     probabilities = rng.dirichlet(np.ones(10), size=20)
     images = rng.random((20, 28, 28, 1)).astype(np.float32)
-    written = report.write_plots(tmp_path, {d: 10 + d for d in range(10)}, fake_result(probabilities),
-                                 (images, labels), rng.dirichlet(np.ones(10), size=30))
+    result = fake_result(probabilities, rng.dirichlet(np.ones(10), size=30))
+    written = report.write_plots(tmp_path, {d: 10 + d for d in range(10)}, result, (images, labels))
     assert sorted(p.name for p in written) == ["confusion_matrix.png", "label_counts.png", "test_confidence.png",
                                                "training_curves.png", "worst_errors.png"]
     for path in written:
@@ -28,8 +28,7 @@ def test_every_picture_is_a_real_png(tmp_path):
 
 
 def test_no_holdout_no_holdout_pictures(tmp_path):
-    written = report.write_plots(tmp_path, {d: 1 for d in range(10)}, fake_result(None), None,
-                                 np.full((5, 10), 0.1))
+    written = report.write_plots(tmp_path, {d: 1 for d in range(10)}, fake_result(None, np.full((5, 10), 0.1)), None)
     assert {p.name for p in written} == {"label_counts.png", "training_curves.png", "test_confidence.png"}
 
 
