@@ -7,6 +7,8 @@ import sys
 
 import pandas as pd
 
+from digit_recognizer.config import PRESETS
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 TINY_RUN = ["--fast", "--epochs", "1", "--batch-size", "32", "--verbose", "0"]
 
@@ -29,7 +31,7 @@ def test_fast_run_writes_a_valid_submission(competition_dir, tmp_path):
     for field in ("config", "data_source", "member_holdout_accuracy", "ensemble_holdout_accuracy", "seconds",
                   "images_per_second", "peak_memory_mb", "versions", "device", "bundle_hash"):
         assert field in summary, field
-    assert summary["config"]["model"] == "seed" and summary["test_rows"] == 40
+    assert summary["config"]["model"] == PRESETS["fast"].model and summary["test_rows"] == 40
     assert 0 <= summary["ensemble_holdout_accuracy"] <= 1 and summary["versions"]["backend"] == "tensorflow"
     for picture in summary["plots"]:
         assert (out / picture).read_bytes()[:4] == b"\x89PNG"
