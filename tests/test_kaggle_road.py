@@ -15,6 +15,8 @@ sys.path.insert(0, str(ROOT / "scripts"))
 import bundle  # noqa: E402
 from kaggle_standin import StandIn  # noqa: E402
 
+from digit_recognizer.config import PRESETS  # noqa: E402
+
 TINY = ["--epochs", "1", "--verbose", "0"]
 
 
@@ -88,7 +90,7 @@ def test_whole_road_through_the_standin(standin, tmp_path):
     assert len(ledger) == 1 and ledger[0]["version"] == 1
     score = float(ledger[0]["public_score"])
     assert 0.5 < score <= 1.0 and f"public score {ledger[0]['public_score']}" in done.stdout
-    assert ledger[0]["config"]["model"] == "seed" and ledger[0]["holdout_accuracy"] is not None
+    assert ledger[0]["config"]["model"] == PRESETS["fast"].model and ledger[0]["holdout_accuracy"] is not None
     submission = next((tmp_path / "runs").rglob("submission.csv"))
     assert len(pd.read_csv(submission)) == 40
     assert standin.submissions[0]["description"].startswith("commit ")
