@@ -19,7 +19,10 @@ def test_one_fit_step_learns_and_records_history(sample_frames):
     from digit_recognizer import data
     train_frame, _ = sample_frames
     images, labels = data.to_images(train_frame.iloc[:64]), train_frame["label"].to_numpy()[:64]
-    net, history = train.fit_member(TINY, images, labels, validation=(images[:16], labels[:16]))
+    ended = []
+    clock = keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: ended.append(epoch))
+    net, history = train.fit_member(TINY, images, labels, validation=(images[:16], labels[:16]), callbacks=[clock])
+    assert ended == [0]  # extra callbacks run beside the schedule's
     assert set(history) >= {"loss", "accuracy", "val_accuracy", "learning_rate"}
     assert len(history["loss"]) == 1 and np.isfinite(history["loss"][0])
     assert history["learning_rate"] == [TINY.learning_rate]
