@@ -20,6 +20,7 @@ import os
 import pathlib
 import platform
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -43,7 +44,6 @@ def bench_fast(args) -> dict:
     """The whole `kernel.py --fast` process, `--repeat` times: wall time from start to written submission (median,
     because identical runs here took from 50 s to twice that: the second core is not always there), accuracy (the
     same every run: seeds plus op determinism), peak memory."""
-    import statistics
     out = ROOT / "output" / "benchmark-fast"
     command = [sys.executable, str(ROOT / "kernel.py"), "--fast", "--out", str(out)]
     command += ["--data-dir", args.data_dir] if args.data_dir else []
@@ -63,7 +63,8 @@ def bench_fast(args) -> dict:
             "precision": summary["precision"]}
 
 
-def load_rows(data_dir, rows):
+def load_rows(data_dir, rows=None):
+    """Training images and labels, the first `rows` of them (None: all)."""
     from digit_recognizer import data
     train, _ = data.load(data.find_data(data_dir))
     train = train.iloc[:rows]
@@ -71,10 +72,14 @@ def load_rows(data_dir, rows):
 
 
 class EpochClock:
-    """Seconds of each epoch; a callback for either Keras."""
+    """Seconds of each epoch, kept by the Keras callback that `callback()` returns."""
 
     def __init__(self):
         self.seconds = []
+
+    def callback(self):
+        import keras
+        return keras.callbacks.LambdaCallback(on_epoch_begin=self.on_epoch_begin, on_epoch_end=self.on_epoch_end)
 
     def on_epoch_begin(self, epoch, logs=None):
         self.started = time.perf_counter()
@@ -88,17 +93,12 @@ def steady_images_per_second(clock, rows):
     return rows * len(later) / sum(later)
 
 
-def epoch_clock(clock):
-    import keras
-    return keras.callbacks.LambdaCallback(on_epoch_begin=clock.on_epoch_begin, on_epoch_end=clock.on_epoch_end)
-
-
 def ours(images, labels, epochs, batch_size):
     from digit_recognizer import train
     from digit_recognizer.config import Config
     clock = EpochClock()
     config = Config(model="seed", epochs=epochs, batch_size=batch_size, verbose=0)
-    train.fit_member(config, images, labels, callbacks=[epoch_clock(clock)])
+    train.fit_member(config, images, labels, callbacks=[clock.callback()])
     return steady_images_per_second(clock, len(images)), train.precision(config, train.accelerator())
 
 
@@ -156,7 +156,6 @@ def tutorial(images, labels, epochs, validation=None):
 def bench_throughput(args) -> dict:
     """Both sides `--repeat` times, alternating, each reported as its median: back-to-back single runs here
     gave 1.73x and 1.16x."""
-    import statistics
     images, labels = load_rows(args.data_dir, args.rows)
     theirs, mine = [], []
     for _ in range(args.repeat):
@@ -180,8 +179,7 @@ def bench_race(args) -> dict:
     import keras
 
     from digit_recognizer import config as configuration, data, train
-    train_frame, _ = data.load(data.find_data(args.data_dir))
-    images, labels = data.to_images(train_frame), train_frame["label"].to_numpy()
+    images, labels = load_rows(args.data_dir)
     kept, held = data.split(labels, 0.1, 42)
     holdout = (images[held], labels[held])
     theirs = tutorial(images[kept], labels[kept], args.tutorial_epochs, holdout)
