@@ -21,12 +21,13 @@ import re
 @dataclasses.dataclass(frozen=True)
 class Config:
     model: str = "bn"  # family: seed (the tutorial's CNN), bn (BatchNorm CNN), deep (no-pooling); bn+deep alternates
+    dropout_scale: float = 1.0  # multiplies every dropout rate of the family (1 = as published)
     members: int = 1  # ensemble size; members differ by seed, split and initialisation
     epochs: int = 30  # passes over each member's training rows
     batch_size: int = 128  # images per gradient step
     optimizer: str = "adam"  # adam or rmsprop (the tutorial's choice)
     learning_rate: float = 1e-3  # initial learning rate
-    schedule: str = "exponential"  # exponential (lr * decay**epoch) or plateau (the tutorial's ReduceLROnPlateau)
+    schedule: str = "exponential"  # exponential (lr * decay**epoch), cosine (1-epoch warm-up, then to 0) or plateau
     decay: float = 0.95  # per-epoch factor of the exponential schedule
     plateau_patience: int = 3  # epochs without val_accuracy gain before plateau halves the learning rate
     holdout: float = 0.1  # fraction of train kept out of all training, to measure members and ensemble; 0 = none
@@ -38,6 +39,7 @@ class Config:
     precision: str = "auto"  # auto, float32, mixed_bfloat16 or mixed_float16
     tta: int = 0  # test-time augmentation: extra predictions on copies shifted by one pixel (0, 4 or 8)
     pseudo: float = 0.0  # a second round also trains on test images the first ensemble is this sure of (0 = off)
+    label_smoothing: float = 0.0  # share of each target spread over the other classes (0 = plain cross-entropy)
     ema: float = 0.0  # momentum of a moving average of the weights, swapped in after training (0 = off)
     deterministic: bool = True  # seeds plus op determinism: same submission byte for byte; off lets XLA compile
     limit: int = 0  # use only the first N training rows (0 = all); for smoke runs
@@ -93,7 +95,7 @@ def from_args(args: argparse.Namespace) -> Config:
 FAMILIES = ("seed", "bn", "deep")
 CHOICES = {
     "optimizer": ("adam", "rmsprop"),
-    "schedule": ("exponential", "plateau"),
+    "schedule": ("exponential", "cosine", "plateau"),
     "augment_in": ("auto", "model", "map"),
     "precision": ("auto", "float32", "mixed_bfloat16", "mixed_float16"),
     "tta": (0, 4, 8),
@@ -112,9 +114,11 @@ def check(config: Config) -> Config:
             raise ValueError(f"config: {name}={getattr(config, name)} must be at least 1")
     if not (config.pseudo == 0 or 0.5 <= config.pseudo < 1):
         raise ValueError(f"config: pseudo={config.pseudo} must be 0 (off) or a confidence in [0.5, 1), e.g. 0.999")
-    for name in ("holdout", "validation"):
+    for name in ("holdout", "validation", "label_smoothing"):
         if not 0 <= getattr(config, name) < 0.5:
             raise ValueError(f"config: {name}={getattr(config, name)} must be in [0, 0.5)")
+    if not 0 <= config.dropout_scale < 2:  # the seed CNN's 0.5 dropout must stay below 1
+        raise ValueError(f"config: dropout_scale={config.dropout_scale} must be in [0, 2)")
     if config.schedule == "plateau" and config.validation == 0:
         raise ValueError("config: schedule=plateau watches val_accuracy, so it needs --validation > 0 (e.g. 0.1)")
     return config

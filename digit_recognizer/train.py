@@ -79,7 +79,7 @@ def schedule_callbacks(config, has_validation: bool) -> list:
         found = [keras.callbacks.ReduceLROnPlateau("val_accuracy", factor=0.5, patience=config.plateau_patience,
                                                    min_lr=1e-5, verbose=1)]
     else:
-        found = []  # the exponential schedule lives in the optimizer: see make_optimizer
+        found = []  # the other schedules live in the optimizer: see make_optimizer
     if has_validation:
         # patience past the last epoch: never stops early, only restores the best epoch's weights at the end
         found.append(keras.callbacks.EarlyStopping("val_accuracy", patience=config.epochs, restore_best_weights=True))
@@ -87,9 +87,16 @@ def schedule_callbacks(config, has_validation: bool) -> list:
 
 
 def learning_rate(config, steps_per_epoch: int):
-    """lr * decay**epoch, applied at every step (smooth, so short runs settle too); plateau needs a plain float."""
+    """lr * decay**epoch, applied at every step (smooth, so short runs settle too); or cosine: a linear warm-up
+    from lr/10 over the first epoch (BatchNorm statistics settle before the big steps), then a half cosine that
+    ends at zero with the last step, so a fixed budget finishes annealed; plateau needs a plain float."""
     if config.schedule == "plateau":
         return config.learning_rate
+    if config.schedule == "cosine":
+        warmup = steps_per_epoch if config.epochs > 1 else 0
+        return keras.optimizers.schedules.CosineDecay(
+            config.learning_rate / 10 if warmup else config.learning_rate, config.epochs * steps_per_epoch - warmup,
+            warmup_target=config.learning_rate if warmup else None, warmup_steps=warmup)
     return keras.optimizers.schedules.ExponentialDecay(config.learning_rate, steps_per_epoch, config.decay)
 
 
@@ -99,6 +106,18 @@ def make_optimizer(config, steps_per_epoch: int):
     if config.optimizer == "rmsprop":
         return keras.optimizers.RMSprop(learning_rate=rate, rho=0.9, epsilon=1e-8, **ema)
     return keras.optimizers.Adam(learning_rate=rate, **ema)
+
+
+def loss_function(config):
+    """Cross-entropy on integer labels; with label smoothing the labels are one-hot encoded inside the loss, so
+    data, validation and the accuracy metric keep integer labels."""
+    if not config.label_smoothing:
+        return "sparse_categorical_crossentropy"
+
+    def smoothed_crossentropy(labels, probabilities):
+        targets = keras.ops.one_hot(keras.ops.cast(keras.ops.reshape(labels, (-1,)), "int32"), 10)
+        return keras.losses.categorical_crossentropy(targets, probabilities, label_smoothing=config.label_smoothing)
+    return smoothed_crossentropy
 
 
 def augmented_batches(images, labels, config, seed: int):
@@ -123,7 +142,7 @@ def fit_member(config, images, labels, validation=None, seed=None, device=None, 
     steps_per_epoch = -(-len(images) // config.batch_size)
     with all_gpus():
         net = models.build_model(config, augment.augmentation(config, seed) if where == "model" else None)
-        net.compile(optimizer=make_optimizer(config, steps_per_epoch), loss="sparse_categorical_crossentropy",
+        net.compile(optimizer=make_optimizer(config, steps_per_epoch), loss=loss_function(config),
                     metrics=["accuracy"])
     callbacks = schedule_callbacks(config, validation is not None) + list(callbacks)
     validation = validation if validation is not None else monitor
@@ -135,7 +154,8 @@ def fit_member(config, images, labels, validation=None, seed=None, device=None, 
                           validation_data=validation, callbacks=callbacks, verbose=config.verbose)
     history = history.history
     if config.schedule != "plateau":  # record the rate each epoch began with, as ReduceLROnPlateau logs it
-        history["learning_rate"] = [config.learning_rate * config.decay ** e for e in range(len(history["loss"]))]
+        rate = learning_rate(config, steps_per_epoch)
+        history["learning_rate"] = [float(rate(e * steps_per_epoch)) for e in range(len(history["loss"]))]
     return net, history
 
 

@@ -25,7 +25,7 @@ def test_one_fit_step_learns_and_records_history(sample_frames):
     assert ended == [0]  # extra callbacks run beside the schedule's
     assert set(history) >= {"loss", "accuracy", "val_accuracy", "learning_rate"}
     assert len(history["loss"]) == 1 and np.isfinite(history["loss"][0])
-    assert history["learning_rate"] == [TINY.learning_rate]
+    assert np.allclose(history["learning_rate"], [TINY.learning_rate])
     probabilities = train.predict(net, images[:5], tta=4)
     assert probabilities.shape == (5, 10) and np.allclose(probabilities.sum(axis=1), 1, atol=1e-4)
 
@@ -49,6 +49,15 @@ def test_exponential_schedule_and_restore_best():
     assert train.learning_rate(plateau_config, 10) == 0.01
     plateau = train.schedule_callbacks(plateau_config, has_validation=False)
     assert isinstance(plateau[0], keras.callbacks.ReduceLROnPlateau) and len(plateau) == 1
+
+
+def test_cosine_schedule_warms_up_then_ends_at_zero():
+    config = dataclasses.replace(TINY, learning_rate=0.01, schedule="cosine", epochs=3)
+    schedule = train.learning_rate(config, steps_per_epoch=10)
+    rates = [float(schedule(step)) for step in (0, 5, 10, 20, 30)]
+    assert np.allclose(rates, [0.001, 0.0055, 0.01, 0.005, 0.0], atol=1e-6)  # warm-up, peak, half-way, end
+    one_epoch = train.learning_rate(dataclasses.replace(config, epochs=1), steps_per_epoch=10)
+    assert np.isclose(float(one_epoch(0)), 0.01)  # no warm-up when there is nothing after it
 
 
 def test_precision_choice():
@@ -147,3 +156,14 @@ def test_trains_one_step_under_a_second_backend(tmp_path):
     done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.startswith("ok")
+
+
+def test_label_smoothing_spreads_the_target():
+    probabilities = np.full((1, 10), 0.1, np.float32)
+    plain = train.loss_function(TINY)
+    assert plain == "sparse_categorical_crossentropy"
+    smoothed = train.loss_function(dataclasses.replace(TINY, label_smoothing=0.1))
+    uniform = float(keras.ops.mean(smoothed(np.array([3]), probabilities)))
+    assert np.isclose(uniform, np.log(10), atol=1e-4)  # any target mix against a uniform guess costs log 10
+    confident = np.eye(10, dtype=np.float32)[[3]] * 0.99 + 0.001
+    assert float(keras.ops.mean(smoothed(np.array([3]), confident))) > 0.3  # smoothing penalises certainty
