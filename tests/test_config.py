@@ -32,6 +32,7 @@ def test_every_field_has_help_from_its_comment():
     ({"holdout": 0.7}, r"holdout=0.7 must be in \[0, 0.5\)"),
     ({"schedule": "plateau"}, "needs --validation > 0"),
     ({"tta": 3}, "tta=3 is not one of 0, 4, 8"),
+    ({"dropout_scale": 2.0}, r"dropout_scale=2.0 must be in \[0, 2\)"),
 ])
 def test_bad_values_name_field_and_fix(override, message):
     with pytest.raises(ValueError, match=message):

@@ -25,6 +25,11 @@ def test_seed_is_the_tutorials_cnn():
     assert net.count_params() == 887_530  # the tutorial's model.summary() total
 
 
+def test_dropout_scale_multiplies_each_rate():
+    net = build_model(Config(model="bn", dropout_scale=0.5))
+    assert [l.rate for l in net.layers if isinstance(l, keras.layers.Dropout)] == [0.2, 0.2, 0.2]
+
+
 def test_softmax_stays_float32_under_mixed_precision():
     keras.config.set_dtype_policy("mixed_bfloat16")
     try:
