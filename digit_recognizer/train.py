@@ -92,11 +92,12 @@ def learning_rate(config, steps_per_epoch: int):
     ends at zero with the last step, so a fixed budget finishes annealed; plateau needs a plain float."""
     if config.schedule == "plateau":
         return config.learning_rate
+    if config.schedule == "cosine" and config.epochs == 1:  # nothing after a warm-up: the cosine alone
+        return keras.optimizers.schedules.CosineDecay(config.learning_rate, steps_per_epoch)
     if config.schedule == "cosine":
-        warmup = steps_per_epoch if config.epochs > 1 else 0
         return keras.optimizers.schedules.CosineDecay(
-            config.learning_rate / 10 if warmup else config.learning_rate, config.epochs * steps_per_epoch - warmup,
-            warmup_target=config.learning_rate if warmup else None, warmup_steps=warmup)
+            config.learning_rate / 10, (config.epochs - 1) * steps_per_epoch,
+            warmup_target=config.learning_rate, warmup_steps=steps_per_epoch)
     return keras.optimizers.schedules.ExponentialDecay(config.learning_rate, steps_per_epoch, config.decay)
 
 
