@@ -46,8 +46,9 @@ def bn_body(x, dropout=1.0):
 
 
 def deep_body(x, dropout=1.0):
-    # No pooling at all: valid 3x3, 5x5 and 7x7 convolutions shrink 28 -> 2, so every pixel keeps a path to the
-    # classifier; different receptive fields from `bn` make the ensemble's errors less correlated.
+    # No pooling at all: valid 3x3, 5x5 and 7x7 convolutions shrink 28 -> 6 (each loses kernel - 1), so every
+    # pixel keeps a path to the classifier; different receptive fields from `bn` make the ensemble's errors less
+    # correlated.
     for filters, kernel_size in ((32, 3), (32, 3), (48, 5), (64, 5), (96, 7), (128, 5)):
         x = conv_bn(x, filters, kernel_size)
     x = layers.GlobalAveragePooling2D()(x)
