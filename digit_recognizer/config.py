@@ -64,6 +64,12 @@ PRESETS = {
 }
 
 
+def member_family(config: Config, member: int) -> str:
+    """The family of ensemble member `member` (from 0): `bn+deep` alternates bn, deep, bn, ..."""
+    families = config.model.split("+")
+    return families[member % len(families)]
+
+
 def _field_help():
     """Maps each field name to the comment on its line in the class body."""
     try:

@@ -8,11 +8,23 @@ import time
 
 import numpy as np
 
-from digit_recognizer import data, report, submit
+from digit_recognizer import config as configuration, data, report, submit
 
 
 def peak_memory_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def write_holdout_predictions(out_dir, config, result, labels) -> pathlib.Path:
+    """holdout_predictions.npz: the hold-out labels and each member's softmax (members, rows, 10), so members can
+    be weighed, subset or compared after the run without training again."""
+    names = [configuration.member_family(config, m) for m in range(len(result.member_holdout_probabilities))]
+
+    def write(temporary):
+        with open(temporary, "wb") as handle:  # a handle: np.savez would add .npz to the temporary name
+            np.savez_compressed(handle, labels=labels, families=np.array(names),
+                                members=np.array(result.member_holdout_probabilities, np.float32))
+    return submit.write_atomic(pathlib.Path(out_dir) / "holdout_predictions.npz", write)
 
 
 def run(config, source: data.Source, out_dir, log=print, plots=True) -> dict:
@@ -57,6 +69,8 @@ def run(config, source: data.Source, out_dir, log=print, plots=True) -> dict:
         "bundle_hash": report.bundle_hash(),
         "submission": str(path),
     }
+    if holdout is not None:
+        summary["holdout_predictions"] = write_holdout_predictions(out_dir, config, result, holdout[1]).name
     if plots:
         drawn = time.perf_counter()
         pictures = report.write_plots(out_dir, counts, result, holdout)

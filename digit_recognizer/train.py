@@ -12,7 +12,7 @@ import time
 import keras
 import numpy as np
 
-from digit_recognizer import augment, data, model as models
+from digit_recognizer import augment, config as configuration, data, model as models
 
 
 def accelerator() -> str:
@@ -177,6 +177,8 @@ class Result:
     images_per_second: float  # training images (epochs x rows) per second of fit, all members together
     device: str
     precision: str
+    # each member's own (hold-out rows, 10), to weigh or subset the ensemble after the run
+    member_holdout_probabilities: list = dataclasses.field(default_factory=list)
 
 
 def accuracy(probabilities: np.ndarray, labels: np.ndarray) -> float:
@@ -189,12 +191,11 @@ def train_ensemble(config, images, labels, test_images, holdout=None, log=print)
     device = accelerator()
     test_sum = np.zeros((len(test_images), 10), np.float64)
     holdout_sum = None if holdout is None else np.zeros((len(holdout[0]), 10), np.float64)
-    member_accuracy, histories, trained_images = [], [], 0
-    families = config.model.split("+")
+    member_accuracy, member_probabilities, histories, trained_images = [], [], [], 0
     start = time.perf_counter()
     for member in range(config.members):
         seed = config.seed + 1000 * member
-        member_config = dataclasses.replace(config, model=families[member % len(families)])
+        member_config = dataclasses.replace(config, model=configuration.member_family(config, member))
         kept, checked = data.split(labels, config.validation, seed)
         validation = (images[checked], labels[checked]) if len(checked) else None
         log(f"member {member + 1}/{config.members}: {member_config.model}, seed {seed}, {len(kept)} training rows")
@@ -206,6 +207,7 @@ def train_ensemble(config, images, labels, test_images, holdout=None, log=print)
         if holdout is not None:
             probabilities = predict(net, holdout[0], config.tta)
             holdout_sum += probabilities
+            member_probabilities.append(probabilities)
             member_accuracy.append(accuracy(probabilities, holdout[1]))
             log(f"member {member + 1}: hold-out accuracy {member_accuracy[-1]:.5f}")
         keras.backend.clear_session()  # free the graph before the next member
@@ -221,6 +223,7 @@ def train_ensemble(config, images, labels, test_images, holdout=None, log=print)
         images_per_second=trained_images / seconds,
         device=device,
         precision=precision(config, device),
+        member_holdout_probabilities=member_probabilities,
     )
 
 

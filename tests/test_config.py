@@ -44,3 +44,9 @@ def test_presets_are_valid_and_frozen():
         assert configuration.check(preset) is preset
     with pytest.raises(dataclasses.FrozenInstanceError):
         PRESETS["fast"].epochs = 3
+
+
+def test_members_alternate_families_in_order():
+    mixed = Config(model="bn+deep")
+    assert [configuration.member_family(mixed, m) for m in range(5)] == ["bn", "deep", "bn", "deep", "bn"]
+    assert configuration.member_family(Config(model="seed"), 3) == "seed"

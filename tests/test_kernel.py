@@ -5,6 +5,7 @@ import pathlib
 import subprocess
 import sys
 
+import numpy as np
 import pandas as pd
 
 from digit_recognizer.config import PRESETS
@@ -35,6 +36,10 @@ def test_fast_run_writes_a_valid_submission(competition_dir, tmp_path):
     assert 0 <= summary["ensemble_holdout_accuracy"] <= 1 and summary["versions"]["backend"] == "tensorflow"
     for picture in summary["plots"]:
         assert (out / picture).read_bytes()[:4] == b"\x89PNG"
+    saved = np.load(out / summary["holdout_predictions"])
+    assert saved["members"].shape == (1, summary["holdout_rows"], 10) and list(saved["families"]) == ["bn"]
+    recomputed = np.mean(saved["members"].mean(axis=0).argmax(axis=1) == saved["labels"])
+    assert abs(recomputed - summary["ensemble_holdout_accuracy"]) < 1e-9
 
 
 def test_no_plots(competition_dir, tmp_path):
