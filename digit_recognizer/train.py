@@ -190,7 +190,6 @@ def train_ensemble(config, images, labels, test_images, holdout=None, log=print)
     `holdout` (images, labels), never trained on, measures each member and the average of their softmaxes."""
     device = accelerator()
     test_sum = np.zeros((len(test_images), 10), np.float64)
-    holdout_sum = None if holdout is None else np.zeros((len(holdout[0]), 10), np.float64)
     member_accuracy, member_probabilities, histories, trained_images = [], [], [], 0
     start = time.perf_counter()
     for member in range(config.members):
@@ -206,13 +205,12 @@ def train_ensemble(config, images, labels, test_images, holdout=None, log=print)
         test_sum += predict(net, test_images, config.tta)
         if holdout is not None:
             probabilities = predict(net, holdout[0], config.tta)
-            holdout_sum += probabilities
             member_probabilities.append(probabilities)
             member_accuracy.append(accuracy(probabilities, holdout[1]))
             log(f"member {member + 1}: hold-out accuracy {member_accuracy[-1]:.5f}")
         keras.backend.clear_session()  # free the graph before the next member
     seconds = time.perf_counter() - start
-    holdout_mean = None if holdout is None else holdout_sum / config.members
+    holdout_mean = None if holdout is None else np.sum(member_probabilities, axis=0, dtype=np.float64) / config.members
     return Result(
         test_probabilities=test_sum / config.members,
         holdout_probabilities=holdout_mean,
