@@ -33,6 +33,7 @@ class Config:
     decay: float = 0.95  # per-epoch factor of the exponential schedule
     plateau_patience: int = 3  # epochs without val_accuracy gain before plateau halves the learning rate
     holdout: float = 0.1  # fraction of train kept out of all training, to measure members and ensemble; 0 = none
+    holdout_seed: int = 42  # seeds the hold-out split alone, so runs with another --seed score the same rows
     validation: float = 0.0  # fraction of each member's rows split off (own seed) for callbacks; 0 = none
     rotation: float = 10.0  # augmentation: largest rotation, degrees
     zoom: float = 0.1  # augmentation: largest zoom, fraction
@@ -45,7 +46,7 @@ class Config:
     ema: float = 0.0  # momentum of a moving average of the weights, swapped in after training (0 = off)
     deterministic: bool = True  # seeds plus op determinism: same submission byte for byte; off lets XLA compile
     limit: int = 0  # use only the first N training rows (0 = all); for smoke runs
-    seed: int = 42  # seeds the splits, initialisation, shuffling and augmentation
+    seed: int = 42  # seeds each member's split, initialisation, shuffling and augmentation (member k: seed + 1000k)
     verbose: int = 2  # Keras fit progress: 0 silent, 1 progress bar, 2 one line per epoch
 
 

@@ -15,14 +15,14 @@ def peak_memory_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
-def write_holdout_predictions(out_dir, config, result, labels) -> pathlib.Path:
-    """holdout_predictions.npz: the hold-out labels and each member's softmax (members, rows, 10), so members can
-    be weighed, subset or compared after the run without training again."""
+def write_holdout_predictions(out_dir, config, result, rows, labels) -> pathlib.Path:
+    """holdout_predictions.npz: the hold-out's row numbers in train and labels, and each member's softmax
+    (members, rows, 10), so members can be weighed, subset or pooled with other runs' without training again."""
     names = [configuration.member_family(config, m) for m in range(len(result.member_holdout_probabilities))]
 
     def write(temporary):
         with open(temporary, "wb") as handle:  # a handle: np.savez would add .npz to the temporary name
-            np.savez_compressed(handle, labels=labels, families=np.array(names),
+            np.savez_compressed(handle, rows=rows, labels=labels, families=np.array(names),
                                 members=np.array(result.member_holdout_probabilities, np.float32))
     return submit.write_atomic(pathlib.Path(out_dir) / "holdout_predictions.npz", write)
 
@@ -39,7 +39,7 @@ def run(config, source: data.Source, out_dir, log=print, plots=True) -> dict:
     test_images = data.to_images(test_frame)
     counts = data.label_counts(labels)
     log(f"train {len(labels)} rows, test {len(test_images)} rows; label counts {counts}")
-    kept, held = data.split(labels, config.holdout, config.seed)
+    kept, held = data.split(labels, config.holdout, config.holdout_seed)
     holdout = (images[held], labels[held]) if len(held) else None
     load_seconds = time.perf_counter() - started
 
@@ -70,7 +70,7 @@ def run(config, source: data.Source, out_dir, log=print, plots=True) -> dict:
         "submission": str(path),
     }
     if holdout is not None:
-        summary["holdout_predictions"] = write_holdout_predictions(out_dir, config, result, holdout[1]).name
+        summary["holdout_predictions"] = write_holdout_predictions(out_dir, config, result, held, holdout[1]).name
     if plots:
         drawn = time.perf_counter()
         pictures = report.write_plots(out_dir, counts, result, holdout)

@@ -5,6 +5,7 @@
   python scripts/benchmark.py race       --data-dir ../shared/digit-recognizer   # the tutorial's accuracy: its time vs ours
   python scripts/benchmark.py recipe     --data-dir ../shared/digit-recognizer --preset full   # a results row
   python scripts/benchmark.py road       --data-dir ../shared/digit-recognizer   # bundle, then push.py through the stand-in
+  python scripts/benchmark.py pool output/a/holdout_predictions.npz output/b/holdout_predictions.npz   # no training
 
 `throughput` runs the tutorial's own pipeline (ImageDataGenerator, float32, RMSprop, batch 86, augmentation in a
 Python generator) through tf_keras, the Keras 2 that still has it: `pip install -e ".[bench]"`. Each side trains
@@ -24,6 +25,8 @@ import statistics
 import subprocess
 import sys
 import time
+
+import numpy as np
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
@@ -234,12 +237,43 @@ def bench_recipe(args) -> dict:
         config = configuration.from_args(parser.parse_args(flags))
     except ValueError as error:
         sys.exit(f"error: {error}")
-    out = ROOT / "output" / f"benchmark-{args.preset}"
+    out = pathlib.Path(args.out) if args.out else ROOT / "output" / f"benchmark-{args.preset}"
     summary = pipeline.run(config, data.find_data(args.data_dir), out)
     return {"benchmark": "recipe", "recipe": args.preset, "overrides": flags[2:], **{k: summary[k] for k in (
         "member_holdout_accuracy", "ensemble_holdout_accuracy", "seconds", "images_per_second",
         "peak_memory_mb", "device", "precision")}, "members": config.members, "epochs": config.epochs,
         "model": config.model}
+
+
+def pool(paths) -> dict:
+    """Averages the members saved in several runs' holdout_predictions.npz, as if one run had trained them all:
+    each member's accuracy, the ensemble of all, and of each family alone. The runs must share their hold-out."""
+    saved = [np.load(path) for path in paths]
+    labels = saved[0]["labels"]
+    for path, run in zip(paths, saved):
+        same_rows = "rows" not in run or "rows" not in saved[0] or np.array_equal(run["rows"], saved[0]["rows"])
+        if not (same_rows and np.array_equal(run["labels"], labels)):
+            raise ValueError(f"{path}: its hold-out is not the one in {paths[0]}; pool runs made with the same "
+                             "--holdout and --holdout-seed")
+    members = np.concatenate([run["members"] for run in saved]).astype(np.float64)
+    families = np.concatenate([run["families"] for run in saved])
+
+    def scored(chosen):
+        right = members[chosen].mean(axis=0).argmax(axis=1) == labels
+        return {"accuracy": float(right.mean()), "errors": int((~right).sum()), "members": int(chosen.sum())}
+    return {"benchmark": "pool", "runs": [str(path) for path in paths], "rows": int(len(labels)),
+            "member_holdout_accuracy": [float(np.mean(m.argmax(axis=1) == labels)) for m in members],
+            "families": families.tolist(), "ensemble": scored(np.ones(len(members), bool)),
+            **{f"ensemble_{family}": scored(families == family) for family in sorted(set(families))}}
+
+
+def bench_pool(args) -> dict:
+    if not args.npz:
+        sys.exit("error: pool needs at least one holdout_predictions.npz (written by a run with a hold-out)")
+    try:
+        return pool(args.npz)
+    except (OSError, KeyError, ValueError) as error:
+        sys.exit(f"error: {error}")
 
 
 def bench_road(args) -> dict:
@@ -269,7 +303,8 @@ def bench_road(args) -> dict:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=["fast", "throughput", "race", "recipe", "road"])
+    parser.add_argument("what", choices=["fast", "throughput", "race", "recipe", "road", "pool"])
+    parser.add_argument("npz", nargs="*", help="pool: holdout_predictions.npz files of runs with the same hold-out")
     parser.add_argument("--data-dir", help="competition folder (default: found as kernel.py finds it)")
     parser.add_argument("--repeat", type=int, default=3, help="fast, throughput: runs to take the median of")
     parser.add_argument("--rows", type=int, default=8600, help="throughput: training rows per epoch")
@@ -280,12 +315,13 @@ def main():
     parser.add_argument("--epochs-override", type=int, help="recipe: override the preset's epochs")
     parser.add_argument("--members", type=int, help="recipe: override the preset's members")
     parser.add_argument("--model", help="recipe: override the preset's model families (e.g. bn)")
+    parser.add_argument("--out", help="recipe: output folder (default: output/benchmark-PRESET)")
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                         help="recipe: override any Config field, as kernel.py's flag would (e.g. --set decay=0.8)")
     parser.add_argument("--results", default=str(ROOT / "benchmarks" / "results.jsonl"))
     args = parser.parse_args()
     bench = {"fast": bench_fast, "throughput": bench_throughput, "race": bench_race, "recipe": bench_recipe,
-             "road": bench_road}[args.what]
+             "road": bench_road, "pool": bench_pool}[args.what]
     record(bench(args), pathlib.Path(args.results))
 
 

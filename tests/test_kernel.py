@@ -8,6 +8,7 @@ import sys
 import numpy as np
 import pandas as pd
 
+from digit_recognizer import data
 from digit_recognizer.config import PRESETS
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -21,7 +22,9 @@ def kernel(*args, cwd=ROOT):
 
 def test_fast_run_writes_a_valid_submission(competition_dir, tmp_path):
     out = tmp_path / "out"
-    done = kernel(*TINY_RUN, "--data-dir", str(competition_dir), "--out", str(out), "-f", "ipykernel-flag")
+    # --seed moves the members' seeds, not the hold-out: that stays on --holdout-seed (42)
+    done = kernel(*TINY_RUN, "--seed", "7", "--data-dir", str(competition_dir), "--out", str(out),
+                  "-f", "ipykernel-flag")
     assert done.returncode == 0, done.stderr[-3000:]
     frame = pd.read_csv(out / "submission.csv")
     assert list(frame.columns) == ["ImageId", "Label"]
@@ -38,6 +41,9 @@ def test_fast_run_writes_a_valid_submission(competition_dir, tmp_path):
         assert (out / picture).read_bytes()[:4] == b"\x89PNG"
     saved = np.load(out / summary["holdout_predictions"])
     assert saved["members"].shape == (1, summary["holdout_rows"], 10) and list(saved["families"]) == ["bn"]
+    train_labels = pd.read_csv(competition_dir / "train.csv")["label"].to_numpy()
+    assert np.array_equal(saved["rows"], data.split(train_labels, 0.1, 42)[1])
+    assert np.array_equal(saved["labels"], train_labels[saved["rows"]])
     recomputed = np.mean(saved["members"].mean(axis=0).argmax(axis=1) == saved["labels"])
     assert abs(recomputed - summary["ensemble_holdout_accuracy"]) < 1e-9
 

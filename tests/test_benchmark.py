@@ -1,0 +1,44 @@
+"""scripts/benchmark.py's pool: members saved by separate runs, averaged as one ensemble."""
+
+import pathlib
+import sys
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "scripts"))
+
+import benchmark  # noqa: E402
+
+
+def save(path, members, families, labels, rows=None):
+    rows = np.arange(len(labels)) if rows is None else rows
+    np.savez(path, rows=rows, labels=labels, families=np.array(families), members=np.array(members, np.float32))
+    return path
+
+
+def one_hot(classes, sure=0.9):
+    return np.where(np.eye(10)[classes] == 1, sure, (1 - sure) / 9)
+
+
+def test_pool_averages_members_across_runs(tmp_path):
+    labels = np.array([0, 1, 2, 3])
+    right = one_hot(labels)
+    wrong_last = one_hot([0, 1, 2, 4], sure=0.6)  # wrong on the last row, unsure
+    wrong_first = one_hot([5, 1, 2, 3], sure=0.6)
+    first = save(tmp_path / "a.npz", [wrong_last], ["bn"], labels)
+    second = save(tmp_path / "b.npz", [wrong_first, right], ["deep", "bn"], labels)
+    pooled = benchmark.pool([first, second])
+    assert pooled["member_holdout_accuracy"] == [0.75, 0.75, 1.0]
+    assert pooled["families"] == ["bn", "deep", "bn"]
+    assert pooled["ensemble"] == {"accuracy": 1.0, "errors": 0, "members": 3}
+    assert pooled["ensemble_deep"] == {"accuracy": 0.75, "errors": 1, "members": 1}
+    assert pooled["ensemble_bn"] == {"accuracy": 1.0, "errors": 0, "members": 2}
+
+
+def test_pool_refuses_runs_with_other_holdouts(tmp_path):
+    labels = np.array([0, 1, 2, 3])
+    first = save(tmp_path / "a.npz", [one_hot(labels)], ["bn"], labels)
+    other = save(tmp_path / "b.npz", [one_hot(labels)], ["bn"], labels, rows=np.array([4, 5, 6, 7]))
+    with pytest.raises(ValueError, match=r"b\.npz: its hold-out is not the one in .*a\.npz.*--holdout-seed"):
+        benchmark.pool([first, other])
