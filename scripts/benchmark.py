@@ -261,17 +261,34 @@ def pool(paths) -> dict:
     def scored(chosen):
         right = members[chosen].mean(axis=0).argmax(axis=1) == labels
         return {"accuracy": float(right.mean()), "errors": int((~right).sum()), "members": int(chosen.sum())}
+    wrong = members.argmax(axis=2) != labels
     return {"benchmark": "pool", "runs": [str(path) for path in paths], "rows": int(len(labels)),
-            "member_holdout_accuracy": [float(np.mean(m.argmax(axis=1) == labels)) for m in members],
-            "families": families.tolist(), "ensemble": scored(np.ones(len(members), bool)),
-            **{f"ensemble_{family}": scored(families == family) for family in sorted(set(families))}}
+            "member_holdout_accuracy": [float(np.mean(~w)) for w in wrong], "families": families.tolist(),
+            "ensemble": scored(np.ones(len(members), bool)),
+            **{f"ensemble_{family}": scored(families == family) for family in sorted(set(families))},
+            # no average of these members can score above 1 - wrong_by_every_member / rows
+            "wrong_by_every_member": int(wrong.all(axis=0).sum())}
+
+
+def draw_pooled_errors(paths, data_dir, path):
+    """The pooled ensemble's worst hold-out errors, the images read back from train.csv by their rows."""
+    from digit_recognizer import data, report
+    saved = [np.load(p) for p in paths]
+    train_frame, _ = data.load(data.find_data(data_dir))
+    rows = saved[0]["rows"]
+    probabilities = np.concatenate([run["members"] for run in saved]).astype(np.float64).mean(axis=0)
+    return report.worst_errors(data.to_images(train_frame.iloc[rows]), saved[0]["labels"], probabilities,
+                               pathlib.Path(path))
 
 
 def bench_pool(args) -> dict:
     if not args.npz:
         sys.exit("error: pool needs at least one holdout_predictions.npz (written by a run with a hold-out)")
     try:
-        return pool(args.npz)
+        row = pool(args.npz)
+        if args.picture:
+            row["picture"] = str(draw_pooled_errors(args.npz, args.data_dir, args.picture))
+        return row
     except (OSError, KeyError, ValueError) as error:
         sys.exit(f"error: {error}")
 
@@ -316,6 +333,8 @@ def main():
     parser.add_argument("--members", type=int, help="recipe: override the preset's members")
     parser.add_argument("--model", help="recipe: override the preset's model families (e.g. bn)")
     parser.add_argument("--out", help="recipe: output folder (default: output/benchmark-PRESET)")
+    parser.add_argument("--picture", help="pool: draw the pooled ensemble's worst hold-out errors here (a .png; "
+                        "reads train.csv from --data-dir, and the first run's npz must hold rows)")
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                         help="recipe: override any Config field, as kernel.py's flag would (e.g. --set decay=0.8)")
     parser.add_argument("--results", default=str(ROOT / "benchmarks" / "results.jsonl"))

@@ -4,6 +4,7 @@ import pathlib
 import sys
 
 import numpy as np
+import pandas as pd
 import pytest
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "scripts"))
@@ -34,6 +35,7 @@ def test_pool_averages_members_across_runs(tmp_path):
     assert pooled["ensemble"] == {"accuracy": 1.0, "errors": 0, "members": 3}
     assert pooled["ensemble_deep"] == {"accuracy": 0.75, "errors": 1, "members": 1}
     assert pooled["ensemble_bn"] == {"accuracy": 1.0, "errors": 0, "members": 2}
+    assert pooled["wrong_by_every_member"] == 0
 
 
 def test_pool_refuses_runs_with_other_holdouts(tmp_path):
@@ -42,3 +44,12 @@ def test_pool_refuses_runs_with_other_holdouts(tmp_path):
     other = save(tmp_path / "b.npz", [one_hot(labels)], ["bn"], labels, rows=np.array([4, 5, 6, 7]))
     with pytest.raises(ValueError, match=r"b\.npz: its hold-out is not the one in .*a\.npz.*--holdout-seed"):
         benchmark.pool([first, other])
+
+
+def test_pool_counts_images_every_member_misses_and_draws_them(tmp_path, competition_dir):
+    labels = pd.read_csv(competition_dir / "train.csv")["label"].to_numpy()[:4]
+    missed_first = one_hot(np.r_[(labels[0] + 1) % 10, labels[1:]])
+    run = save(tmp_path / "a.npz", [missed_first, missed_first], ["bn", "bn"], labels, rows=np.arange(4))
+    assert benchmark.pool([run])["wrong_by_every_member"] == 1
+    picture = benchmark.draw_pooled_errors([run], competition_dir, tmp_path / "errors.png")
+    assert picture.read_bytes()[:4] == b"\x89PNG"
