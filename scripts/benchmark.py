@@ -251,6 +251,7 @@ def pool(paths) -> dict:
     saved = [np.load(path) for path in paths]
     labels = saved[0]["labels"]
     for path, run in zip(paths, saved):
+        # files written before the rows were saved are checked by their labels alone
         same_rows = "rows" not in run or "rows" not in saved[0] or np.array_equal(run["rows"], saved[0]["rows"])
         if not (same_rows and np.array_equal(run["labels"], labels)):
             raise ValueError(f"{path}: its hold-out is not the one in {paths[0]}; pool runs made with the same "
