@@ -61,7 +61,8 @@ PRESETS = {
     # family; XLA on (no op determinism); four one-pixel TTA shifts. Schedule and dropout from single `bn` members
     # on this CPU: 15 epochs at 3e-3 x 0.8^epoch, batch 64: 0.99500, and at half dropout 0.99524; 20 epochs at
     # 1e-3 x 0.95^epoch, batch 128 (the earlier preset): 0.99286-0.99452, each in about a third more time.
-    # All six on this CPU (91 min): ensemble 0.99548, below two `bn` members alone (0.99619); `deep` is untuned.
+    # All six on this CPU (91 min): ensemble 0.99548, below two `bn` members alone (0.99619). 30 epochs (0.9 per
+    # epoch) and `deep` at full dropout did no better (README, one or two seeds each).
     "full": Config(model="bn+deep", members=6, epochs=15, batch_size=64, learning_rate=3e-3, decay=0.8,
                    dropout_scale=0.5, holdout=0.1, tta=4, deterministic=False),
 }
