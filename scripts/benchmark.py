@@ -245,9 +245,10 @@ def bench_recipe(args) -> dict:
         "model": config.model}
 
 
-def pool(paths) -> dict:
-    """Averages the members saved in several runs' holdout_predictions.npz, as if one run had trained them all:
-    each member's accuracy, the ensemble of all, and of each family alone. The runs must share their hold-out."""
+def load_pool(paths) -> dict:
+    """The members saved in several runs' holdout_predictions.npz, as if one run had trained them all: the
+    hold-out's rows (None from files older than rows) and labels, every member's softmax and family. The runs
+    must share their hold-out."""
     saved = [np.load(path) for path in paths]
     labels = saved[0]["labels"]
     for path, run in zip(paths, saved):
@@ -256,14 +257,21 @@ def pool(paths) -> dict:
         if not (same_rows and np.array_equal(run["labels"], labels)):
             raise ValueError(f"{path}: its hold-out is not the one in {paths[0]}; pool runs made with the same "
                              "--holdout and --holdout-seed")
-    members = np.concatenate([run["members"] for run in saved]).astype(np.float64)
-    families = np.concatenate([run["families"] for run in saved])
+    return {"rows": saved[0]["rows"] if "rows" in saved[0] else None, "labels": labels,
+            "members": np.concatenate([run["members"] for run in saved]).astype(np.float64),
+            "families": np.concatenate([run["families"] for run in saved])}
+
+
+def pool(pooled) -> dict:
+    """Each pooled member's hold-out accuracy, the ensemble of all, of each family alone, and the images every
+    member misses."""
+    labels, members, families = pooled["labels"], pooled["members"], pooled["families"]
 
     def scored(chosen):
         right = members[chosen].mean(axis=0).argmax(axis=1) == labels
         return {"accuracy": float(right.mean()), "errors": int((~right).sum()), "members": int(chosen.sum())}
     wrong = members.argmax(axis=2) != labels
-    return {"benchmark": "pool", "runs": [str(path) for path in paths], "rows": int(len(labels)),
+    return {"benchmark": "pool", "rows": int(len(labels)),
             "member_holdout_accuracy": [float(np.mean(~w)) for w in wrong], "families": families.tolist(),
             "ensemble": scored(np.ones(len(members), bool)),
             **{f"ensemble_{family}": scored(families == family) for family in sorted(set(families))},
@@ -271,24 +279,25 @@ def pool(paths) -> dict:
             "wrong_by_every_member": int(wrong.all(axis=0).sum())}
 
 
-def draw_pooled_errors(paths, data_dir, path):
+def draw_pooled_errors(pooled, data_dir, path):
     """The pooled ensemble's worst hold-out errors, the images read back from train.csv by their rows."""
     from digit_recognizer import data, report
-    saved = [np.load(p) for p in paths]
+    if pooled["rows"] is None:
+        raise ValueError("--picture needs the hold-out's rows: put first a holdout_predictions.npz that has them "
+                         "(written since --holdout-seed came in)")
     train_frame, _ = data.load(data.find_data(data_dir))
-    rows = saved[0]["rows"]
-    probabilities = np.concatenate([run["members"] for run in saved]).astype(np.float64).mean(axis=0)
-    return report.worst_errors(data.to_images(train_frame.iloc[rows]), saved[0]["labels"], probabilities,
-                               pathlib.Path(path))
+    return report.worst_errors(data.to_images(train_frame.iloc[pooled["rows"]]), pooled["labels"],
+                               pooled["members"].mean(axis=0), pathlib.Path(path))
 
 
 def bench_pool(args) -> dict:
     if not args.npz:
         sys.exit("error: pool needs at least one holdout_predictions.npz (written by a run with a hold-out)")
     try:
-        row = pool(args.npz)
+        pooled = load_pool(args.npz)
+        row = {**pool(pooled), "runs": [str(path) for path in args.npz]}
         if args.picture:
-            row["picture"] = str(draw_pooled_errors(args.npz, args.data_dir, args.picture))
+            row["picture"] = str(draw_pooled_errors(pooled, args.data_dir, args.picture))
         return row
     except (OSError, KeyError, ValueError) as error:
         sys.exit(f"error: {error}")

@@ -29,7 +29,7 @@ def test_pool_averages_members_across_runs(tmp_path):
     wrong_first = one_hot([5, 1, 2, 3], sure=0.6)
     first = save(tmp_path / "a.npz", [wrong_last], ["bn"], labels)
     second = save(tmp_path / "b.npz", [wrong_first, right], ["deep", "bn"], labels)
-    pooled = benchmark.pool([first, second])
+    pooled = benchmark.pool(benchmark.load_pool([first, second]))
     assert pooled["member_holdout_accuracy"] == [0.75, 0.75, 1.0]
     assert pooled["families"] == ["bn", "deep", "bn"]
     assert pooled["ensemble"] == {"accuracy": 1.0, "errors": 0, "members": 3}
@@ -43,13 +43,14 @@ def test_pool_refuses_runs_with_other_holdouts(tmp_path):
     first = save(tmp_path / "a.npz", [one_hot(labels)], ["bn"], labels)
     other = save(tmp_path / "b.npz", [one_hot(labels)], ["bn"], labels, rows=np.array([4, 5, 6, 7]))
     with pytest.raises(ValueError, match=r"b\.npz: its hold-out is not the one in .*a\.npz.*--holdout-seed"):
-        benchmark.pool([first, other])
+        benchmark.load_pool([first, other])
 
 
 def test_pool_counts_images_every_member_misses_and_draws_them(tmp_path, competition_dir):
     labels = pd.read_csv(competition_dir / "train.csv")["label"].to_numpy()[:4]
     missed_first = one_hot(np.r_[(labels[0] + 1) % 10, labels[1:]])
     run = save(tmp_path / "a.npz", [missed_first, missed_first], ["bn", "bn"], labels, rows=np.arange(4))
-    assert benchmark.pool([run])["wrong_by_every_member"] == 1
-    picture = benchmark.draw_pooled_errors([run], competition_dir, tmp_path / "errors.png")
+    pooled = benchmark.load_pool([run])
+    assert benchmark.pool(pooled)["wrong_by_every_member"] == 1
+    picture = benchmark.draw_pooled_errors(pooled, competition_dir, tmp_path / "errors.png")
     assert picture.read_bytes()[:4] == b"\x89PNG"
