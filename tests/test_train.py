@@ -114,6 +114,42 @@ def test_ema_and_single_device_scope():
         assert isinstance(train.all_gpus(), contextlib.nullcontext)
 
 
+def test_precision_avoids_float16_on_mirrored_gpus(monkeypatch):
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("the mirrored float16 guard is for TensorFlow")
+    auto, half = Config(precision="auto"), Config(precision="mixed_float16")
+    monkeypatch.setattr(train, "gpu_count", lambda: 1)
+    assert train.precision(auto, "gpu") == train.precision(half, "gpu") == "mixed_float16"
+    monkeypatch.setattr(train, "gpu_count", lambda: 2)
+    assert train.precision(auto, "gpu") == "float32"
+    with pytest.raises(ValueError, match="several GPUs"):
+        train.precision(half, "gpu")
+
+
+def test_trains_on_two_mirrored_devices():
+    """Kaggle's two T4s, played by two logical CPUs: the model built under MirroredStrategy, fit, TTA predict."""
+    script = (
+        "import numpy as np, tensorflow as tf\n"
+        "cpu = tf.config.list_physical_devices('CPU')[0]\n"
+        "tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)\n"
+        "mirrored = tf.distribute.MirroredStrategy\n"
+        "tf.distribute.MirroredStrategy = lambda: mirrored(['/cpu:0', '/cpu:1'])\n"
+        "from digit_recognizer import train\n"
+        "from digit_recognizer.config import Config\n"
+        "train.gpu_count = lambda: 2\n"
+        "x = np.random.default_rng(0).random((64, 28, 28, 1), np.float32); y = np.arange(64) % 10\n"
+        "net, h = train.fit_member(Config(epochs=2, batch_size=16, verbose=0, deterministic=False), x, y)\n"
+        "assert net.distribute_strategy.num_replicas_in_sync == 2, net.distribute_strategy\n"
+        "assert net.dtype_policy.name == 'float32' and np.isfinite(h['loss']).all(), (net.dtype_policy, h)\n"
+        "assert train.predict(net, x[:8], tta=4).shape == (8, 10)\n"
+        "print('ok')\n"
+    )
+    env = dict(os.environ, KERAS_BACKEND="tensorflow")
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.startswith("ok")
+
+
 def test_pseudo_labels_add_confident_test_images(monkeypatch):
     trained_on = []
 
@@ -155,6 +191,27 @@ def test_trains_one_step_under_a_second_backend(tmp_path):
         "print('ok', keras.backend.backend())\n"
     )
     env = dict(os.environ, KERAS_BACKEND=other_backend())
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.startswith("ok")
+
+
+@pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax is not installed")
+def test_trains_data_parallel_on_two_jax_devices():
+    """keras.distribution.DataParallel over two host devices, as over two GPUs; float16 is safe there."""
+    script = (
+        "import numpy as np, jax, keras\n"
+        "from digit_recognizer import train\n"
+        "from digit_recognizer.config import Config\n"
+        "train.gpu_count = lambda: 2\n"
+        "x = np.random.default_rng(0).random((64, 28, 28, 1), np.float32); y = np.arange(64) % 10\n"
+        "net, h = train.fit_member(Config(epochs=2, batch_size=16, verbose=0, deterministic=False), x, y)\n"
+        "assert len(jax.devices()) == 2 and isinstance(keras.distribution.distribution(), "
+        "keras.distribution.DataParallel)\n"
+        "assert net.dtype_policy.name == 'mixed_float16' and np.isfinite(h['loss']).all(), h\n"
+        "print('ok')\n"
+    )
+    env = dict(os.environ, KERAS_BACKEND="jax", XLA_FLAGS="--xla_force_host_platform_device_count=2")
     done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.startswith("ok")
