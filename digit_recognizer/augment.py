@@ -22,7 +22,7 @@ def augmentation(config, seed=None) -> keras.Sequential:
         name="augmentation",
     )
     if keras.backend.backend() == "jax":
-        # Keras marks these layers unfit for XLA (a TensorFlow limit), which turns jit off for the whole model:
+        # Keras marks these layers unfit for jit, and one such layer turns jit off for the whole model:
         # on an H100 each step then ran op by op, 0.6 s per batch of 64. Their JAX ops (map_coordinates under
         # vmap, seeds carried as state) compile fine, so the model keeps jit.
         for layer in stack.layers:

@@ -126,6 +126,14 @@ def test_precision_avoids_float16_on_mirrored_gpus(monkeypatch):
         train.precision(half, "gpu")
 
 
+def run_script(script: str, **env):
+    """Runs `script` in a fresh Python (a backend and its devices are fixed at first import) and expects 'ok'."""
+    done = subprocess.run([sys.executable, "-c", script], env=dict(os.environ, **env), capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.startswith("ok")
+
+
 def test_trains_on_two_mirrored_devices():
     """Kaggle's two T4s, played by two logical CPUs: the model built under MirroredStrategy, fit, TTA predict."""
     script = (
@@ -144,10 +152,7 @@ def test_trains_on_two_mirrored_devices():
         "assert train.predict(net, x[:8], tta=4).shape == (8, 10)\n"
         "print('ok')\n"
     )
-    env = dict(os.environ, KERAS_BACKEND="tensorflow")
-    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.startswith("ok")
+    run_script(script, KERAS_BACKEND="tensorflow")
 
 
 def test_pseudo_labels_add_confident_test_images(monkeypatch):
@@ -190,10 +195,7 @@ def test_trains_one_step_under_a_second_backend(tmp_path):
         "assert keras.backend.backend() != 'jax' or net.jit_compile is True\n"
         "print('ok', keras.backend.backend())\n"
     )
-    env = dict(os.environ, KERAS_BACKEND=other_backend())
-    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.startswith("ok")
+    run_script(script, KERAS_BACKEND=other_backend())
 
 
 @pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax is not installed")
@@ -211,10 +213,7 @@ def test_trains_data_parallel_on_two_jax_devices():
         "assert net.dtype_policy.name == 'mixed_float16' and np.isfinite(h['loss']).all(), h\n"
         "print('ok')\n"
     )
-    env = dict(os.environ, KERAS_BACKEND="jax", XLA_FLAGS="--xla_force_host_platform_device_count=2")
-    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.startswith("ok")
+    run_script(script, KERAS_BACKEND="jax", XLA_FLAGS="--xla_force_host_platform_device_count=2")
 
 
 def test_label_smoothing_spreads_the_target():
