@@ -250,14 +250,14 @@ def load_pool(paths) -> dict:
     hold-out's rows (None from files older than rows) and labels, every member's softmax and family. The runs
     must share their hold-out."""
     saved = [np.load(path) for path in paths]
-    labels = saved[0]["labels"]
+    rows, labels = saved[0].get("rows"), saved[0]["labels"]
     for path, run in zip(paths, saved):
         # files written before the rows were saved are checked by their labels alone
-        same_rows = "rows" not in run or "rows" not in saved[0] or np.array_equal(run["rows"], saved[0]["rows"])
+        same_rows = "rows" not in run or rows is None or np.array_equal(run["rows"], rows)
         if not (same_rows and np.array_equal(run["labels"], labels)):
             raise ValueError(f"{path}: its hold-out is not the one in {paths[0]}; pool runs made with the same "
                              "--holdout and --holdout-seed")
-    return {"rows": saved[0]["rows"] if "rows" in saved[0] else None, "labels": labels,
+    return {"rows": rows, "labels": labels,
             "members": np.concatenate([run["members"] for run in saved]).astype(np.float64),
             "families": np.concatenate([run["families"] for run in saved])}
 
