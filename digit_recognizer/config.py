@@ -39,6 +39,7 @@ class Config:
     rotation: float = 10.0  # augmentation: largest rotation, degrees
     zoom: float = 0.1  # augmentation: largest zoom, fraction
     shift: float = 0.1  # augmentation: largest shift, fraction of the side
+    elastic: float = 0.0  # augmentation: elastic distortion, pixels per unit of smoothed noise (Simard: 34; 0 = off)
     augment_in: str = "auto"  # where augmentation runs: auto (= model), model, or map (a tf.data map; TensorFlow only)
     precision: str = "auto"  # auto, float32, mixed_bfloat16 or mixed_float16
     tta: int = 0  # test-time augmentation: extra predictions on copies shifted by one pixel (0, 4 or 8)
@@ -134,6 +135,8 @@ def check(config: Config) -> Config:
     for name in ("holdout", "validation", "label_smoothing"):
         if not 0 <= getattr(config, name) < 0.5:
             raise ValueError(f"config: {name}={getattr(config, name)} must be in [0, 0.5)")
+    if config.elastic < 0:
+        raise ValueError(f"config: elastic={config.elastic} must be 0 (off) or a positive strength, e.g. 34")
     if not 0 <= config.dropout_scale < 2:  # the seed CNN's 0.5 dropout must stay below 1
         raise ValueError(f"config: dropout_scale={config.dropout_scale} must be in [0, 2)")
     if config.schedule == "plateau" and config.validation == 0:

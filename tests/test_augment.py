@@ -26,6 +26,26 @@ def test_zero_strength_changes_nothing():
     assert np.allclose(np.asarray(layer(digit(), training=True)), digit(), atol=1e-6)
 
 
+def test_elastic_bends_strokes_and_keeps_ink():
+    layer = augment.RandomElastic(34.0, seed=1)
+    images = digit()
+    assert np.array_equal(np.asarray(layer(images, training=False)), images)
+    bent = np.asarray(layer(images, training=True))
+    assert bent.shape == images.shape and bent.dtype == np.float32
+    assert 0.0 <= bent.min() and bent.max() <= 1.0 + 1e-6
+    assert np.abs(bent - images).max() > 0.5  # some stroke pixels moved by about a pixel or more
+    assert abs(bent.sum() / images.sum() - 1) < 0.2  # a bend, not an erasure
+    assert not np.allclose(bent[0], bent[1])  # each image draws its own field
+    # a vanishing field samples every pixel at its own place
+    assert np.allclose(np.asarray(augment.RandomElastic(1e-6)(images, training=True)), images, atol=1e-4)
+
+
+def test_elastic_alone_counts_as_augmentation():
+    assert augment.where(Config(rotation=0.0, zoom=0.0, shift=0.0, elastic=34.0)) == "model"
+    stack = augment.augmentation(Config(elastic=34.0))
+    assert isinstance(stack.layers[0], augment.RandomElastic)
+
+
 def test_where_augmentation_runs():
     assert augment.where(Config()) == "model"
     assert augment.where(Config(rotation=0.0, zoom=0.0, shift=0.0, augment_in="map")) == "none"
