@@ -22,7 +22,8 @@ class RandomElastic(layers.Layer):
         self.seed_generator = keras.random.SeedGenerator(seed)
         radius = int(np.ceil(2 * sigma))
         taps = np.exp(-np.arange(-radius, radius + 1) ** 2 / (2 * sigma**2))
-        self.taps = (taps / taps.sum()).astype("float32")
+        # the Gaussian is separable: this column pass, then its transpose as a row pass; one channel per axis
+        self.column = np.tile((taps / taps.sum()).astype("float32").reshape(-1, 1, 1, 1), (1, 1, 2, 1))
 
     def call(self, images, training=None):
         if not training or self.alpha == 0:
@@ -30,12 +31,12 @@ class RandomElastic(layers.Layer):
         dtype, images = images.dtype, ops.cast(images, "float32")  # bfloat16 coordinates would round to 1/8 px
         batch, height, width = ops.shape(images)[0], images.shape[1], images.shape[2]
         noise = keras.random.uniform((batch, height, width, 2), -1.0, 1.0, seed=self.seed_generator)
-        # the Gaussian is separable: a column pass then a row pass, one channel per axis of the field
-        column = np.tile(self.taps.reshape(-1, 1, 1, 1), (1, 1, 2, 1))
-        field = ops.depthwise_conv(noise, column, padding="same")
-        field = ops.depthwise_conv(field, column.transpose(1, 0, 2, 3), padding="same") * self.alpha
+        field = ops.depthwise_conv(noise, self.column, padding="same")
+        field = ops.depthwise_conv(field, self.column.transpose(1, 0, 2, 3), padding="same") * self.alpha
         rows, columns = np.meshgrid(np.arange(height), np.arange(width), indexing="ij")
         y, x = rows.astype("float32") + field[..., 0], columns.astype("float32") + field[..., 1]
+        # bilinear sampling written out: ops.image.map_coordinates over (batch, y, x) gives the same values but
+        # fails under TensorFlow when the batch size is unknown, as it is in the graph model.fit traces
         flat = ops.reshape(images, (batch, height * width))
         moved = 0.0
         for corner_y in (ops.floor(y), ops.floor(y) + 1):
