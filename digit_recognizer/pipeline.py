@@ -17,13 +17,16 @@ def peak_memory_mb() -> float:
 
 def write_holdout_predictions(out_dir, config, result, rows, labels) -> pathlib.Path:
     """holdout_predictions.npz: the hold-out's row numbers in train and labels, and each member's softmax
-    (members, rows, 10), so members can be weighed, subset or pooled with other runs' without training again."""
+    (members, rows, 10), so members can be weighed, subset or pooled with other runs' without training again.
+    With --pseudo, `members` are the second round's and `first_round_members` the first's (plain members)."""
     names = [configuration.member_family(config, m) for m in range(len(result.member_holdout_probabilities))]
+    first = result.first_round
+    extra = {} if first is None else {"first_round_members": np.array(first.member_holdout_probabilities, np.float32)}
 
     def write(temporary):
         with open(temporary, "wb") as handle:  # a handle: np.savez would add .npz to the temporary name
             np.savez_compressed(handle, rows=rows, labels=labels, families=np.array(names),
-                                members=np.array(result.member_holdout_probabilities, np.float32))
+                                members=np.array(result.member_holdout_probabilities, np.float32), **extra)
     return submit.write_atomic(pathlib.Path(out_dir) / "holdout_predictions.npz", write)
 
 
@@ -59,6 +62,8 @@ def run(config, source: data.Source, out_dir, log=print, plots=True) -> dict:
         "label_counts": counts,
         "member_holdout_accuracy": result.member_accuracy,
         "ensemble_holdout_accuracy": result.ensemble_accuracy,
+        **({} if result.first_round is None else {"first_round_holdout_accuracy": {
+            "members": result.first_round.member_accuracy, "ensemble": result.first_round.ensemble_accuracy}}),
         "seconds": {"load": round(load_seconds, 2), "train": round(result.train_seconds, 2),
                     "total": round(time.perf_counter() - started, 2)},
         "images_per_second": round(result.images_per_second, 1),

@@ -188,6 +188,8 @@ class Result:
     precision: str
     # each member's own (hold-out rows, 10), to weigh or subset the ensemble after the run
     member_holdout_probabilities: list = dataclasses.field(default_factory=list)
+    # with --pseudo, the first round's Result (the fields above are the second's), to tell what the round gained
+    first_round: "Result | None" = None
 
 
 def accuracy(probabilities: np.ndarray, labels: np.ndarray) -> float:
@@ -250,4 +252,5 @@ def train_with_pseudo_labels(config, images, labels, test_images, holdout=None, 
                             np.concatenate([labels, guesses]), test_images, holdout, log)
     second.histories = first.histories + second.histories
     second.train_seconds += first.train_seconds
+    second.first_round = first
     return second

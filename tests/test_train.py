@@ -186,6 +186,20 @@ def test_pseudo_labels_add_confident_test_images(monkeypatch):
     assert trained_on == [20]
 
 
+def test_pseudo_run_keeps_the_first_rounds_hold_out_scores(monkeypatch, tmp_path):
+    from digit_recognizer import pipeline
+    digits = iter([7, 3])  # round one reads every image as a 7, round two as a 3
+    monkeypatch.setattr(train, "fit_member", lambda *args, **kwargs: (Constant(next(digits)), {"loss": [0.0]}))
+    images, labels, test = np.zeros((20, 28, 28, 1), np.float32), np.full(20, 3), np.zeros((6, 28, 28, 1))
+    holdout = (np.zeros((4, 28, 28, 1), np.float32), np.full(4, 3))
+    result = train.train_with_pseudo_labels(dataclasses.replace(TINY, pseudo=0.5), images, labels, test, holdout,
+                                            log=lambda *_: None)
+    assert result.first_round.ensemble_accuracy == 0.0 and result.ensemble_accuracy == 1.0
+    saved = np.load(pipeline.write_holdout_predictions(tmp_path, TINY, result, np.arange(4), holdout[1]))
+    assert saved["members"].shape == saved["first_round_members"].shape == (1, 4, 10)
+    assert (saved["members"].argmax(-1) == 3).all() and (saved["first_round_members"].argmax(-1) == 7).all()
+
+
 def other_backend():
     for name in ("jax", "torch"):
         if importlib.util.find_spec(name):
