@@ -111,6 +111,30 @@ def from_args(args: argparse.Namespace) -> Config:
     return check(dataclasses.replace(base, **overrides))
 
 
+def settings_flags(settings) -> list:
+    """`--set FIELD=VALUE` items (benchmark.py's, push.py's) as kernel.py flags: `decay=0.8` -> --decay 0.8."""
+    fields = {field.name for field in dataclasses.fields(Config)}
+    flags = []
+    for item in settings:
+        name, equals, value = item.partition("=")
+        if not equals or name.replace("-", "_") not in fields:
+            raise ValueError(f"--set {item}: expected FIELD=VALUE with FIELD a Config field (e.g. holdout=0); "
+                             f"the fields are {', '.join(sorted(fields))}")
+        flags += ["--" + name.replace("_", "-"), value]
+    return flags
+
+
+def parse_flags(flags) -> Config:
+    """The Config kernel.py builds from these flags, so a script can check them before anything runs: a value of
+    the wrong type or out of range is a ValueError that names its flag."""
+    parser = argparse.ArgumentParser(exit_on_error=False)
+    add_arguments(parser)
+    try:
+        return from_args(parser.parse_args(flags))
+    except argparse.ArgumentError as error:
+        raise ValueError(f"config: {error}") from None
+
+
 FAMILIES = ("seed", "bn", "deep")
 CHOICES = {
     "optimizer": ("adam", "rmsprop"),

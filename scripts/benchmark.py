@@ -229,13 +229,9 @@ def bench_recipe(args) -> dict:
     flags = ["--preset", args.preset]
     for field, value in (("epochs", args.epochs_override), ("members", args.members), ("model", args.model)):
         flags += [f"--{field}", str(value)] if value else []
-    for item in args.set:
-        field, _, value = item.partition("=")
-        flags += ["--" + field.replace("_", "-"), value]
-    parser = argparse.ArgumentParser(prog="benchmark.py recipe --set")
-    configuration.add_arguments(parser)
     try:
-        config = configuration.from_args(parser.parse_args(flags))
+        flags += configuration.settings_flags(args.set)
+        config = configuration.parse_flags(flags)
     except ValueError as error:
         sys.exit(f"error: {error}")
     out = pathlib.Path(args.out) if args.out else ROOT / "output" / f"benchmark-{args.preset}"

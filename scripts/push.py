@@ -3,6 +3,7 @@
   python scripts/push.py run [--fast]   # bundle, push, wait, fetch output, validate, submit, score, ledger
   python scripts/push.py push | status | output | submit FILE | score
   python scripts/push.py run --dry-run  # no network: prints what would be sent
+  python scripts/push.py run --set holdout=0   # the final submission: members trained on all 42,000 rows
 
 Credentials: KAGGLE_USERNAME and KAGGLE_KEY, KAGGLE_API_TOKEN, or ~/.kaggle/kaggle.json. The kernel's owner is
 taken from them (or --owner), so kernel-metadata.json is never edited by hand. Every run's files land in
@@ -138,7 +139,13 @@ class Road:
 
     def push(self) -> dict:
         import bundle
+        from digit_recognizer import config as configuration
         args = ["--fast"] if self.options.fast else ["--preset", "full"]
+        try:  # checked here: a typo found on Kaggle would cost a GPU session
+            args += configuration.settings_flags(self.options.set)
+            configuration.parse_flags(args)
+        except ValueError as error:
+            raise LoopError(f"push: {error}") from None
         path, digest = bundle.build(args)
         metadata = dict(self.metadata, id=self.kernel(), code_file="kernel.py")
         stamp = {"commit": bundle.source_commit(), "bundle_hash": digest, "kernel_args": args, "kernel": self.kernel()}
@@ -251,6 +258,9 @@ def main(argv=None) -> int:
     parser.add_argument("step", choices=["run", "push", "status", "output", "submit", "score"], nargs="?", default="run")
     parser.add_argument("file", nargs="?", help="submit: the submission.csv to send")
     parser.add_argument("--fast", action="store_true", help="push the --fast smoke run instead of the full recipe")
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                        help="a kernel.py flag baked into the pushed bundle, e.g. --set holdout=0 to train the final "
+                             "members on all 42,000 rows (no hold-out score then)")
     parser.add_argument("--owner", help="kernel owner (default: the credentials' user)")
     parser.add_argument("--dry-run", action="store_true", help="no network call; print what would be sent")
     parser.add_argument("--timeout", type=float, default=3 * 3600, help="seconds to wait for the kernel or score")

@@ -1,4 +1,3 @@
-import argparse
 import dataclasses
 
 import pytest
@@ -8,9 +7,7 @@ from digit_recognizer.config import PRESETS, Config
 
 
 def parse(*argv):
-    parser = argparse.ArgumentParser()
-    configuration.add_arguments(parser)
-    return configuration.from_args(parser.parse_args(list(argv)))
+    return configuration.parse_flags(list(argv))
 
 
 def test_flags_override_the_preset_field_by_field():
@@ -51,3 +48,15 @@ def test_members_alternate_families_in_order():
     mixed = Config(model="bn+deep")
     assert [configuration.member_family(mixed, m) for m in range(5)] == ["bn", "deep", "bn", "deep", "bn"]
     assert configuration.member_family(Config(model="seed"), 3) == "seed"
+
+
+def test_settings_become_checked_kernel_flags():
+    flags = configuration.settings_flags(["holdout=0", "dropout-scale=1", "holdout_seed=7"])
+    assert flags == ["--holdout", "0", "--dropout-scale", "1", "--holdout-seed", "7"]
+    config = configuration.parse_flags(["--preset", "full"] + flags)
+    assert (config.holdout, config.dropout_scale, config.holdout_seed, config.members) == (0, 1, 7, 6)
+    for item in ("holdout", "hold=0"):
+        with pytest.raises(ValueError, match=f"--set {item}: expected FIELD=VALUE"):
+            configuration.settings_flags([item])
+    with pytest.raises(ValueError, match="argument --holdout: invalid float value: 'abc'"):
+        configuration.parse_flags(["--holdout", "abc"])

@@ -153,14 +153,18 @@ def test_missing_credentials(tmp_path):
 
 def test_dry_run_sends_nothing(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("KAGGLE_")}
-    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "push.py"), "run", "--dry-run", "--owner", "me",
-                           "--runs-dir", str(tmp_path / "runs")], capture_output=True, text=True,
-                          env=dict(env, HOME=str(tmp_path), HTTP_PROXY="http://127.0.0.1:9"))
+    push = [sys.executable, str(ROOT / "scripts" / "push.py"), "run", "--dry-run", "--owner", "me",
+            "--runs-dir", str(tmp_path / "runs")]
+    env = dict(env, HOME=str(tmp_path), HTTP_PROXY="http://127.0.0.1:9")
+    done = subprocess.run(push + ["--set", "holdout=0"], capture_output=True, text=True, env=env)
     assert done.returncode == 0, done.stderr
     sent = json.loads(done.stdout[: done.stdout.rindex("}") + 1])
     assert sent["would_push"]["id"] == "me/digit-recognizer-kernel"
     assert sent["would_push"]["machine_shape"] == "NvidiaTeslaT4" and sent["would_push"]["enable_internet"] is False
-    assert sent["kernel_args"] == ["--preset", "full"] and not (tmp_path / "runs").exists()
+    assert sent["kernel_args"] == ["--preset", "full", "--holdout", "0"] and not (tmp_path / "runs").exists()
+    # a bad setting stops before the bundle is built, in one line: on Kaggle it would cost a GPU session
+    done = subprocess.run(push + ["--set", "holdout=0.9"], capture_output=True, text=True, env=env)
+    assert done.returncode == 1 and done.stderr == "error: push: config: holdout=0.9 must be in [0, 0.5)\n"
 
 
 REAL = os.environ.get("KAGGLE_USERNAME") and os.environ.get("KAGGLE_KEY") and not os.environ.get(
