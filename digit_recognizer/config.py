@@ -26,6 +26,7 @@ import re
 class Config:
     model: str = "bn"  # family: seed (the tutorial's CNN), bn (BatchNorm CNN), deep (no-pooling); bn+deep alternates
     dropout_scale: float = 1.0  # multiplies every dropout rate of the family (1 = as published)
+    width: float = 1.0  # multiplies every layer's channels (1 = as published; 2 costs about 2.2x the time)
     members: int = 1  # ensemble size; members differ by seed, split and initialisation
     epochs: int = 30  # passes over each member's training rows
     batch_size: int = 128  # images per gradient step
@@ -162,6 +163,8 @@ def check(config: Config) -> Config:
             raise ValueError(f"config: {name}={getattr(config, name)} must be in [0, 0.5)")
     if config.elastic < 0:
         raise ValueError(f"config: elastic={config.elastic} must be 0 (off) or a positive strength, e.g. 34")
+    if config.width <= 0:
+        raise ValueError(f"config: width={config.width} must be positive (1 = the published channels)")
     if not 0 <= config.dropout_scale < 2:  # the seed CNN's 0.5 dropout must stay below 1
         raise ValueError(f"config: dropout_scale={config.dropout_scale} must be in [0, 2)")
     if config.schedule == "plateau" and config.validation == 0:

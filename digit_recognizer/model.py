@@ -15,42 +15,47 @@ def conv_bn(x, filters, kernel_size, strides=1, padding="valid"):
     return layers.Activation("relu")(x)
 
 
+def wide(units, width):
+    return max(1, round(units * width))
+
+
 # `dropout` scales each family's published rates: 1 keeps them; short runs learn faster with less (config.py).
-def seed_body(x, dropout=1.0):
-    x = layers.Conv2D(32, 5, padding="same", activation="relu")(x)
-    x = layers.Conv2D(32, 5, padding="same", activation="relu")(x)
+# `width` scales every layer's channels (and the seed CNN's dense units): 1 keeps the published sizes.
+def seed_body(x, dropout=1.0, width=1.0):
+    x = layers.Conv2D(wide(32, width), 5, padding="same", activation="relu")(x)
+    x = layers.Conv2D(wide(32, width), 5, padding="same", activation="relu")(x)
     x = layers.MaxPooling2D(2)(x)
     x = layers.Dropout(0.25 * dropout)(x)
-    x = layers.Conv2D(64, 3, padding="same", activation="relu")(x)
-    x = layers.Conv2D(64, 3, padding="same", activation="relu")(x)
+    x = layers.Conv2D(wide(64, width), 3, padding="same", activation="relu")(x)
+    x = layers.Conv2D(wide(64, width), 3, padding="same", activation="relu")(x)
     x = layers.MaxPooling2D(2, strides=2)(x)
     x = layers.Dropout(0.25 * dropout)(x)
     x = layers.Flatten()(x)
-    x = layers.Dense(256, activation="relu")(x)
+    x = layers.Dense(wide(256, width), activation="relu")(x)
     return layers.Dropout(0.5 * dropout)(x)
 
 
-def bn_body(x, dropout=1.0):
+def bn_body(x, dropout=1.0, width=1.0):
     # Deotte's kernel: strided 5x5 convolutions learn the pooling; 128C4 collapses the 4x4 map to one vector.
-    x = conv_bn(x, 32, 3)
-    x = conv_bn(x, 32, 3)
-    x = conv_bn(x, 32, 5, strides=2, padding="same")
+    x = conv_bn(x, wide(32, width), 3)
+    x = conv_bn(x, wide(32, width), 3)
+    x = conv_bn(x, wide(32, width), 5, strides=2, padding="same")
     x = layers.Dropout(0.4 * dropout)(x)
-    x = conv_bn(x, 64, 3)
-    x = conv_bn(x, 64, 3)
-    x = conv_bn(x, 64, 5, strides=2, padding="same")
+    x = conv_bn(x, wide(64, width), 3)
+    x = conv_bn(x, wide(64, width), 3)
+    x = conv_bn(x, wide(64, width), 5, strides=2, padding="same")
     x = layers.Dropout(0.4 * dropout)(x)
-    x = conv_bn(x, 128, 4)
+    x = conv_bn(x, wide(128, width), 4)
     x = layers.Flatten()(x)
     return layers.Dropout(0.4 * dropout)(x)
 
 
-def deep_body(x, dropout=1.0):
+def deep_body(x, dropout=1.0, width=1.0):
     # No pooling at all: valid 3x3, 5x5 and 7x7 convolutions shrink 28 -> 6 (each loses kernel - 1), so every
     # pixel keeps a path to the classifier; different receptive fields from `bn` make the ensemble's errors less
     # correlated.
     for filters, kernel_size in ((32, 3), (32, 3), (48, 5), (64, 5), (96, 7), (128, 5)):
-        x = conv_bn(x, filters, kernel_size)
+        x = conv_bn(x, wide(filters, width), kernel_size)
     x = layers.GlobalAveragePooling2D()(x)
     return layers.Dropout(0.3 * dropout)(x)
 
@@ -62,7 +67,7 @@ def build_model(config, augmentation=None) -> keras.Model:
     """The family named by `config.model`; `augmentation` (a layer) runs first, in training only."""
     inputs = keras.Input(shape=(28, 28, 1), name="image")
     x = augmentation(inputs) if augmentation is not None else inputs
-    x = BODIES[config.model](x, config.dropout_scale)
+    x = BODIES[config.model](x, config.dropout_scale, config.width)
     # float32 softmax: under mixed precision a bfloat16/float16 softmax rounds confident outputs to 1.0
     outputs = layers.Dense(10, activation="softmax", dtype="float32", name="digit")(x)
     return keras.Model(inputs, outputs, name=config.model)

@@ -30,6 +30,15 @@ def test_dropout_scale_multiplies_each_rate():
     assert [l.rate for l in net.layers if isinstance(l, keras.layers.Dropout)] == [0.2, 0.2, 0.2]
 
 
+@pytest.mark.parametrize("family", ["seed", "bn", "deep"])
+def test_width_multiplies_every_layers_channels(family):
+    def channels(width):
+        net = build_model(Config(model=family, width=width))
+        return [l.filters for l in net.layers if isinstance(l, keras.layers.Conv2D)]
+    published = channels(1.0)
+    assert channels(2.0) == [2 * c for c in published] and channels(0.5) == [c // 2 for c in published]
+
+
 def test_softmax_stays_float32_under_mixed_precision():
     keras.config.set_dtype_policy("mixed_bfloat16")
     try:
