@@ -38,9 +38,9 @@ class RandomElastic(layers.Layer):
         # bilinear sampling written out: ops.image.map_coordinates over (batch, y, x) gives the same values but
         # fails under TensorFlow when the batch size is unknown, as it is in the graph model.fit traces
         flat = ops.reshape(images, (batch, height * width))
-        moved = 0.0
-        for corner_y in (ops.floor(y), ops.floor(y) + 1):
-            for corner_x in (ops.floor(x), ops.floor(x) + 1):
+        top, left, moved = ops.floor(y), ops.floor(x), 0.0
+        for corner_y in (top, top + 1):
+            for corner_x in (left, left + 1):
                 weight = (1 - ops.abs(y - corner_y)) * (1 - ops.abs(x - corner_x))
                 inside = (corner_y >= 0) & (corner_y < height) & (corner_x >= 0) & (corner_x < width)
                 index = ops.clip(corner_y, 0, height - 1) * width + ops.clip(corner_x, 0, width - 1)
