@@ -29,7 +29,7 @@ import re
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    model: str = "bn"  # family: seed (the tutorial's CNN), bn (BatchNorm CNN), deep (no-pooling); bn+deep alternates
+    model: str = "bn"  # family: seed (tutorial's CNN), bn (BatchNorm CNN), deep or m5 (no pooling); bn+deep alternates
     dropout_scale: float = 1.0  # multiplies every dropout rate of the family (1 = as published)
     width: float = 1.0  # multiplies every layer's channels (1 = as published)
     members: int = 1  # ensemble size; members differ by seed, split and initialisation
@@ -141,7 +141,7 @@ def parse_flags(flags) -> Config:
         raise ValueError(f"config: {error}") from None
 
 
-FAMILIES = ("seed", "bn", "deep")
+FAMILIES = ("seed", "bn", "deep", "m5")
 CHOICES = {
     "optimizer": ("adam", "rmsprop"),
     "schedule": ("exponential", "cosine", "plateau"),

@@ -9,7 +9,7 @@ from digit_recognizer.config import Config
 from digit_recognizer.model import build_model
 
 
-@pytest.mark.parametrize("family", ["seed", "bn", "deep"])
+@pytest.mark.parametrize("family", ["seed", "bn", "deep", "m5"])
 def test_each_family_gives_ten_probabilities(family):
     net = build_model(Config(model=family))
     probabilities = np.asarray(net(np.random.rand(3, 28, 28, 1).astype("float32"), training=False))
@@ -30,7 +30,7 @@ def test_dropout_scale_multiplies_each_rate():
     assert [l.rate for l in net.layers if isinstance(l, keras.layers.Dropout)] == [0.2, 0.2, 0.2]
 
 
-@pytest.mark.parametrize("family", ["seed", "bn", "deep"])
+@pytest.mark.parametrize("family", ["seed", "bn", "deep", "m5"])
 def test_width_multiplies_every_layers_channels(family):
     def channels(width):
         net = build_model(Config(model=family, width=width))
@@ -55,3 +55,10 @@ def test_augmentation_inside_model_is_training_only():
     images = np.random.rand(2, 28, 28, 1).astype("float32")
     assert np.allclose(net(images, training=False), net(images, training=False))
     assert net.layers[1].name == "augmentation"
+
+
+def test_m5_is_the_papers_five_valid_convolutions():
+    net = build_model(Config(model="m5"))
+    convolutions = [(l.filters, l.kernel_size, l.padding) for l in net.layers if isinstance(l, keras.layers.Conv2D)]
+    assert convolutions == [(f, (5, 5), "valid") for f in (32, 64, 96, 128, 160)]
+    assert net.get_layer("digit").input.shape == (None, 8 * 8 * 160)  # no pooling: 28 - 5 * 4 = 8
