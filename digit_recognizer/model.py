@@ -63,8 +63,9 @@ def deep_body(x, dropout=1.0, width=1.0):
 
 
 def m5_body(x, dropout=1.0, width=1.0):
-    # The paper's M5 (99.8% on MNIST's test set alone, after 150 epochs): 28 -> 8 by five valid 5x5 convolutions
-    # and the 8x8x160 map flattened straight into the classifier. It has no dropout, so `dropout` is unused; the
+    # The paper's M5: 28 -> 8 by five valid 5x5 convolutions, the 8x8x160 map flattened straight into the
+    # classifier. Its authors' seed-0 log reads 99.73% on MNIST's test set after 150 epochs (1e-3 x 0.98^epoch,
+    # rotation 20, shift 0.2), 99.16-99.56% around epoch 15. It has no dropout, so `dropout` is unused; the
     # BatchNorm the paper puts on the ten logits is left out (ours are a softmax Dense, as in every family).
     for filters in (32, 64, 96, 128, 160):
         x = conv_bn(x, wide(filters, width), 5)
