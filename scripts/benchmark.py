@@ -268,12 +268,17 @@ def pool(pooled) -> dict:
         right = members[chosen].mean(axis=0).argmax(axis=1) == labels
         return {"accuracy": float(right.mean()), "errors": int((~right).sum()), "members": int(chosen.sum())}
     wrong = members.argmax(axis=2) != labels
+    ensemble_wrong = members.mean(axis=0).argmax(axis=1) != labels
     return {"benchmark": "pool", "rows": int(len(labels)),
             "member_holdout_accuracy": [float(np.mean(~w)) for w in wrong], "families": families.tolist(),
             "ensemble": scored(np.ones(len(members), bool)),
             **{f"ensemble_{family}": scored(families == family) for family in sorted(set(families))},
             # no average of these members can score above 1 - wrong_by_every_member / rows
-            "wrong_by_every_member": int(wrong.all(axis=0).sum())}
+            "wrong_by_every_member": int(wrong.all(axis=0).sum()),
+            # for each ensemble error, the share of members that read it right, most first: an error that few
+            # members get right is not one that more members of the same kind will fix
+            "ensemble_errors_share_right": sorted((round(float(share), 2) for share in
+                                                   1 - wrong[:, ensemble_wrong].mean(axis=0)), reverse=True)}
 
 
 def draw_pooled_errors(pooled, data_dir, path):

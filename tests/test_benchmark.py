@@ -36,6 +36,17 @@ def test_pool_averages_members_across_runs(tmp_path):
     assert pooled["ensemble_deep"] == {"accuracy": 0.75, "errors": 1, "members": 1}
     assert pooled["ensemble_bn"] == {"accuracy": 1.0, "errors": 0, "members": 2}
     assert pooled["wrong_by_every_member"] == 0
+    assert pooled["ensemble_errors_share_right"] == []
+
+
+def test_pool_tells_how_many_members_read_each_ensemble_error_right(tmp_path):
+    labels = np.array([0, 1])
+    unsure_right = one_hot(labels, sure=0.4)
+    sure_wrong_first = one_hot([7, 1], sure=0.9)  # two members outvote the one that reads row 0 right
+    run = save(tmp_path / "a.npz", [unsure_right, sure_wrong_first, sure_wrong_first], ["bn"] * 3, labels)
+    pooled = benchmark.pool(benchmark.load_pool([run]))
+    assert pooled["ensemble"]["errors"] == 1
+    assert pooled["ensemble_errors_share_right"] == [0.33]
 
 
 def test_pool_refuses_runs_with_other_holdouts(tmp_path):
@@ -52,5 +63,6 @@ def test_pool_counts_images_every_member_misses_and_draws_them(tmp_path, competi
     run = save(tmp_path / "a.npz", [missed_first, missed_first], ["bn", "bn"], labels, rows=np.arange(4))
     pooled = benchmark.load_pool([run])
     assert benchmark.pool(pooled)["wrong_by_every_member"] == 1
+    assert benchmark.pool(pooled)["ensemble_errors_share_right"] == [0.0]
     picture = benchmark.draw_pooled_errors(pooled, competition_dir, tmp_path / "errors.png")
     assert picture.read_bytes()[:4] == b"\x89PNG"
