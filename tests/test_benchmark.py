@@ -1,5 +1,6 @@
 """scripts/benchmark.py's pool: members saved by separate runs, averaged as one ensemble."""
 
+import argparse
 import pathlib
 import sys
 
@@ -66,3 +67,30 @@ def test_pool_counts_images_every_member_misses_and_draws_them(tmp_path, competi
     assert benchmark.pool(pooled)["ensemble_errors_share_right"] == [0.0]
     picture = benchmark.draw_pooled_errors(pooled, competition_dir, tmp_path / "errors.png")
     assert picture.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_oof_scores_every_row_by_the_fold_that_held_it_out(tmp_path, sample_frames, monkeypatch):
+    from digit_recognizer import train
+    frame, test = sample_frames
+    frame = frame.groupby("label").head(6).sample(frac=1, random_state=0)  # 60 rows, six of each digit, mixed
+    frame.to_csv(tmp_path / "train.csv", index=False)
+    test.iloc[:40].to_csv(tmp_path / "test.csv", index=False)
+    labels = frame["label"].to_numpy()
+
+    def fake_training(config, images, kept_labels, test_images, holdout):
+        # member 1 reads every held row right, member 2 calls them all 0
+        members = [one_hot(holdout[1]), one_hot(np.zeros(len(holdout[1]), int))]
+        return train.Result(test_probabilities=np.full((len(test_images), 10), 0.1), holdout_probabilities=None,
+                            member_accuracy=[], ensemble_accuracy=0.9, histories=[], train_seconds=1.0,
+                            images_per_second=50.0, device="cpu", precision="float32",
+                            member_holdout_probabilities=members)
+    monkeypatch.setattr(train, "train_with_pseudo_labels", fake_training)
+    args = argparse.Namespace(preset="fast", epochs_override=None, members=2, model=None, set=[],
+                              data_dir=str(tmp_path), folds=3, out=str(tmp_path / "oof"))
+    row = benchmark.bench_oof(args)
+    assert row["rows"] == 60 and row["fold_ensemble_accuracy"] == [0.9] * 3
+    assert row["member_holdout_accuracy"] == [1.0, 0.1]
+    pooled = benchmark.load_pool([tmp_path / "oof" / "out_of_fold_predictions.npz"])
+    assert np.array_equal(pooled["rows"], np.arange(60)) and np.array_equal(pooled["labels"], labels)
+    assert pooled["members"].shape == (2, 60, 10)
+    assert len(pd.read_csv(tmp_path / "oof" / "submission.csv")) == 40
