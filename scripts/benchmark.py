@@ -96,14 +96,15 @@ def bench_oof(args) -> dict:
     members, averaged, to submission.csv."""
     from digit_recognizer import config as configuration, data, submit, train
     config, overrides = recipe_config(args)
-    train_frame, test_frame = data.load(data.find_data(args.data_dir))
-    train_frame = train_frame.iloc[: config.limit or None]
-    images, labels = data.to_images(train_frame), train_frame["label"].to_numpy(np.int64)
-    test_images = data.to_images(test_frame)
     try:
+        train_frame, test_frame = data.load(data.find_data(args.data_dir))
+        train_frame = train_frame.iloc[: config.limit or None]
+        labels = train_frame["label"].to_numpy(np.int64)
+        # seeded by --holdout-seed, not --seed: runs with other member seeds score the same folds
         splits = data.folds(labels, args.folds, config.holdout_seed)
     except ValueError as error:
         sys.exit(f"error: {error}")
+    images, test_images = data.to_images(train_frame), data.to_images(test_frame)
     members = np.zeros((config.members, len(labels), 10), np.float32)
     test_sum, seconds, fold_accuracy, fold_speed = np.zeros((len(test_images), 10)), 0.0, [], []
     for fold, (kept, held) in enumerate(splits):
@@ -236,7 +237,7 @@ def main():
     parser.add_argument("--epochs-override", type=int, help="recipe, oof: override the preset's epochs")
     parser.add_argument("--members", type=int, help="recipe, oof: override the preset's members")
     parser.add_argument("--model", help="recipe, oof: override the preset's model families (e.g. bn)")
-    parser.add_argument("--out", help="recipe, oof: output folder (default: output/benchmark-PRESET, output/oof-PRESET)")
+    parser.add_argument("--out", help="recipe, oof: output folder (default: output/benchmark-PRESET or oof-PRESET)")
     parser.add_argument("--folds", type=int, default=10, help="oof: stratified folds of train, each scored once")
     parser.add_argument("--picture", help="pool: draw the pooled ensemble's worst hold-out errors here (a .png; "
                         "reads train.csv from --data-dir, and the first run's npz must hold rows)")
@@ -246,8 +247,7 @@ def main():
     args = parser.parse_args()
     import versus_tutorial
     bench = {"fast": bench_fast, "throughput": versus_tutorial.bench_throughput, "race": versus_tutorial.bench_race,
-             "recipe": bench_recipe,
-             "oof": bench_oof, "road": bench_road, "pool": bench_pool}[args.what]
+             "recipe": bench_recipe, "oof": bench_oof, "road": bench_road, "pool": bench_pool}[args.what]
     record(bench(args), pathlib.Path(args.results))
 
 
