@@ -1,4 +1,4 @@
-"""scripts/benchmark.py's pool: members saved by separate runs, averaged as one ensemble."""
+"""scripts/benchmark.py's pool (members saved by separate runs, averaged as one ensemble) and oof (one run per fold)."""
 
 import argparse
 import pathlib
