@@ -15,19 +15,26 @@ def peak_memory_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
-def write_holdout_predictions(out_dir, config, result, rows, labels) -> pathlib.Path:
-    """holdout_predictions.npz: the hold-out's row numbers in train and labels, and each member's softmax
-    (members, rows, 10), so members can be weighed, subset or pooled with other runs' without training again.
-    With --pseudo, `members` are the second round's and `first_round_members` the first's (plain members)."""
-    names = [configuration.member_family(config, m) for m in range(len(result.member_holdout_probabilities))]
-    first = result.first_round
-    extra = {} if first is None else {"first_round_members": np.array(first.member_holdout_probabilities, np.float32)}
+def write_member_predictions(path, config, members, rows, labels, **extra) -> pathlib.Path:
+    """An npz of rows (their numbers in train), labels, each member's family and softmax (members, rows, 10),
+    written atomically: what `scripts/benchmark.py pool` reads, so members can be weighed, subset or pooled with
+    other runs' without training again."""
+    names = [configuration.member_family(config, m) for m in range(len(members))]
 
     def write(temporary):
         with open(temporary, "wb") as handle:  # a handle: np.savez would add .npz to the temporary name
             np.savez_compressed(handle, rows=rows, labels=labels, families=np.array(names),
-                                members=np.array(result.member_holdout_probabilities, np.float32), **extra)
-    return submit.write_atomic(pathlib.Path(out_dir) / "holdout_predictions.npz", write)
+                                members=np.array(members, np.float32), **extra)
+    return submit.write_atomic(path, write)
+
+
+def write_holdout_predictions(out_dir, config, result, rows, labels) -> pathlib.Path:
+    """holdout_predictions.npz: the hold-out's members. With --pseudo, `members` are the second round's and
+    `first_round_members` the first's (plain members)."""
+    first = result.first_round
+    extra = {} if first is None else {"first_round_members": np.array(first.member_holdout_probabilities, np.float32)}
+    return write_member_predictions(pathlib.Path(out_dir) / "holdout_predictions.npz", config,
+                                    result.member_holdout_probabilities, rows, labels, **extra)
 
 
 def run(config, source: data.Source, out_dir, log=print, plots=True) -> dict:

@@ -94,7 +94,7 @@ def bench_oof(args) -> dict:
     it did not see, so every train row is scored once and the figures read 42,000 rows, not 4,200. The members'
     predictions go to out_of_fold_predictions.npz, which `pool` reads; the test predictions of all folds'
     members, averaged, to submission.csv."""
-    from digit_recognizer import config as configuration, data, submit, train
+    from digit_recognizer import data, pipeline, submit, train
     config, overrides = recipe_config(args)
     try:
         train_frame, test_frame = data.load(data.find_data(args.data_dir))
@@ -118,14 +118,10 @@ def bench_oof(args) -> dict:
         fold_speed.append(round(result.images_per_second, 1))
         print(f"fold {fold + 1}: ensemble {result.ensemble_accuracy:.5f}, members {result.member_accuracy}", flush=True)
     out = pathlib.Path(args.out) if args.out else ROOT / "output" / f"oof-{args.preset}"
-    families = np.array([configuration.member_family(config, m) for m in range(config.members)])
-
-    def write(temporary):
-        with open(temporary, "wb") as handle:
-            np.savez_compressed(handle, rows=np.arange(len(labels)), labels=labels, families=families, members=members)
-    submit.write_atomic(out / "out_of_fold_predictions.npz", write)
+    saved = pipeline.write_member_predictions(out / "out_of_fold_predictions.npz", config, members,
+                                              np.arange(len(labels)), labels)
     submit.write_submission(submit.make_submission(test_sum), out / "submission.csv", len(test_images))
-    pooled = pool({"labels": labels, "members": members.astype(np.float64), "families": families})
+    pooled = pool(load_pool([saved]))  # scored as `pool` scores the file
     return {"benchmark": "oof", "recipe": args.preset, "overrides": overrides, "folds": args.folds,
             "fold_ensemble_accuracy": fold_accuracy, **{k: pooled[k] for k in (
                 "rows", "member_holdout_accuracy", "ensemble", "wrong_by_every_member", "ensemble_errors_share_right")},
