@@ -89,46 +89,86 @@ def bench_recipe(args) -> dict:
         "model": config.model}
 
 
-def bench_oof(args) -> dict:
+def train_fold(config, images, labels, test_images, kept, held, path) -> None:
+    """One fold's members, trained on `kept` and scored on `held`, saved with the fold's test predictions and
+    timings to `path` (fold-K.npz): a saved fold is never trained again, so an oof run can stop and go on later,
+    in several 10-minute GPU commands or over sessions."""
+    import dataclasses
+    from digit_recognizer import pipeline, train
+    result = train.train_with_pseudo_labels(config, images[kept], labels[kept], test_images,
+                                            (images[held], labels[held]))
+    pipeline.write_member_predictions(
+        path, config, result.member_holdout_probabilities, held, labels[held],
+        test_probabilities=result.test_probabilities.astype(np.float16), train_seconds=result.train_seconds,
+        images_per_second=result.images_per_second, device=result.device, precision=result.precision,
+        settings=json.dumps(dataclasses.asdict(config)))
+    print(f"{path.name}: ensemble {result.ensemble_accuracy:.5f}, members {result.member_accuracy}", flush=True)
+
+
+def check_fold(path, config, held) -> None:
+    """A saved fold must hold the rows this fold holds out and come from the same config."""
+    import dataclasses
+    saved = np.load(path)
+    if not (np.array_equal(saved["rows"], held) and str(saved["settings"]) == json.dumps(dataclasses.asdict(config))):
+        raise ValueError(f"{path} was trained with other settings or folds; give another --out or delete it")
+
+
+def bench_oof(args) -> dict | None:
     """Out of fold: the recipe trained once per stratified fold of train (`--folds`), each time scored on the fold
-    it did not see, so every train row is scored once and the figures read 42,000 rows, not 4,200. The members'
-    predictions go to out_of_fold_predictions.npz, which `pool` reads; the test predictions of all folds'
-    members, averaged, to submission.csv."""
-    from digit_recognizer import data, pipeline, submit, train
+    it did not see, so every train row is scored once and the figures read 42,000 rows, not 4,200. Each fold is
+    saved as it ends (`--fold K` trains only fold K); once all are saved, their members' predictions go to
+    out_of_fold_predictions.npz, which `pool` reads, and the test predictions of all folds, averaged, to
+    submission.csv."""
+    from digit_recognizer import data, pipeline, submit
     config, overrides = recipe_config(args)
+    out = pathlib.Path(args.out) if args.out else ROOT / "output" / f"oof-{args.preset}"
+    paths = [out / f"fold-{fold}.npz" for fold in range(1, args.folds + 1)]
     try:
         train_frame, test_frame = data.load(data.find_data(args.data_dir))
         train_frame = train_frame.iloc[: config.limit or None]
         labels = train_frame["label"].to_numpy(np.int64)
         # seeded by --holdout-seed, not --seed: runs with other member seeds score the same folds
         splits = data.folds(labels, args.folds, config.holdout_seed)
-    except ValueError as error:
+        for fold in args.fold or []:
+            if not 1 <= fold <= args.folds:
+                raise ValueError(f"--fold {fold}: folds are numbered 1 to {args.folds}")
+        for path, (_, held) in zip(paths, splits):
+            if path.exists():
+                check_fold(path, config, held)
+    except (OSError, KeyError, ValueError) as error:
         sys.exit(f"error: {error}")
     images, test_images = data.to_images(train_frame), data.to_images(test_frame)
+    for fold in args.fold or range(1, args.folds + 1):
+        kept, held = splits[fold - 1]
+        if paths[fold - 1].exists():
+            print(f"fold {fold}/{args.folds}: saved in {paths[fold - 1]}, not trained again", flush=True)
+            continue
+        print(f"fold {fold}/{args.folds}: {len(kept)} training rows, {len(held)} scored", flush=True)
+        train_fold(config, images, labels, test_images, kept, held, paths[fold - 1])
+    missing = [fold for fold, path in enumerate(paths, 1) if not path.exists()]
+    if missing:
+        print(f"folds {missing} not trained yet: the same command without --fold trains them and scores all")
+        return None
+    folds = [np.load(path) for path in paths]
     members = np.zeros((config.members, len(labels), 10), np.float32)
-    test_sum, seconds, fold_accuracy, fold_speed = np.zeros((len(test_images), 10)), 0.0, [], []
-    for fold, (kept, held) in enumerate(splits):
-        print(f"fold {fold + 1}/{args.folds}: {len(kept)} training rows, {len(held)} scored", flush=True)
-        result = train.train_with_pseudo_labels(config, images[kept], labels[kept], test_images,
-                                                (images[held], labels[held]))
-        members[:, held] = result.member_holdout_probabilities
-        test_sum += result.test_probabilities
-        seconds += result.train_seconds
-        fold_accuracy.append(result.ensemble_accuracy)
-        fold_speed.append(round(result.images_per_second, 1))
-        print(f"fold {fold + 1}: ensemble {result.ensemble_accuracy:.5f}, members {result.member_accuracy}", flush=True)
-    out = pathlib.Path(args.out) if args.out else ROOT / "output" / f"oof-{args.preset}"
+    for fold in folds:
+        members[:, fold["rows"]] = fold["members"]
     saved = pipeline.write_member_predictions(out / "out_of_fold_predictions.npz", config, members,
                                               np.arange(len(labels)), labels)
-    submit.write_submission(submit.make_submission(test_sum), out / "submission.csv", len(test_images))
+    test_probabilities = sum(fold["test_probabilities"].astype(np.float64) for fold in folds)
+    submit.write_submission(submit.make_submission(test_probabilities), out / "submission.csv", len(test_images))
     pooled = pool(load_pool([saved]))  # scored as `pool` scores the file
     return {"benchmark": "oof", "recipe": args.preset, "overrides": overrides, "folds": args.folds,
-            "fold_ensemble_accuracy": fold_accuracy, **{k: pooled[k] for k in (
+            "fold_ensemble_accuracy": [round(float((f["members"].mean(axis=0).argmax(axis=1) == f["labels"]).mean()), 5)
+                                       for f in folds],
+            **{k: pooled[k] for k in (
                 "rows", "member_holdout_accuracy", "ensemble", "wrong_by_every_member", "ensemble_errors_share_right")},
-            "seconds": round(seconds, 1), "images_per_second_each_fold": fold_speed,
+            "seconds": round(sum(float(f["train_seconds"]) for f in folds), 1),
+            "images_per_second_each_fold": [round(float(f["images_per_second"]), 1) for f in folds],
+            "device_each_fold": [str(f["device"]) for f in folds], "precision": str(folds[-1]["precision"]),
+            # of this process only: folds saved by earlier runs count in their own
             "peak_memory_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
-            "device": result.device, "precision": result.precision, "members": config.members,
-            "epochs": config.epochs, "model": config.model, "out": str(out)}
+            "members": config.members, "epochs": config.epochs, "model": config.model, "out": str(out)}
 
 
 def load_pool(paths) -> dict:
@@ -235,6 +275,8 @@ def main():
     parser.add_argument("--model", help="recipe, oof: override the preset's model families (e.g. bn)")
     parser.add_argument("--out", help="recipe, oof: output folder (default: output/benchmark-PRESET or oof-PRESET)")
     parser.add_argument("--folds", type=int, default=10, help="oof: stratified folds of train, each scored once")
+    parser.add_argument("--fold", type=int, action="append", help="oof: train only this fold, 1 to --folds "
+                        "(repeatable); a fold saved in --out is never trained again")
     parser.add_argument("--picture", help="pool: draw the pooled ensemble's worst hold-out errors here (a .png; "
                         "reads train.csv from --data-dir, and the first run's npz must hold rows)")
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
@@ -244,7 +286,9 @@ def main():
     import versus_tutorial
     bench = {"fast": bench_fast, "throughput": versus_tutorial.bench_throughput, "race": versus_tutorial.bench_race,
              "recipe": bench_recipe, "oof": bench_oof, "road": bench_road, "pool": bench_pool}[args.what]
-    record(bench(args), pathlib.Path(args.results))
+    row = bench(args)
+    if row is not None:  # an oof run with folds still to train has no row yet
+        record(row, pathlib.Path(args.results))
 
 
 if __name__ == "__main__":

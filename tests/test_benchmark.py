@@ -69,28 +69,49 @@ def test_pool_counts_images_every_member_misses_and_draws_them(tmp_path, competi
     assert picture.read_bytes()[:4] == b"\x89PNG"
 
 
-def test_oof_scores_every_row_by_the_fold_that_held_it_out(tmp_path, sample_frames, monkeypatch):
+def oof_setup(tmp_path, sample_frames, monkeypatch):
+    """60 train rows (six of each digit), 40 test rows, and training replaced by a stand-in whose member 1 reads
+    every held row right and member 2, less sure, calls them all 0. Returns the labels, oof's args and the folds trained."""
     from digit_recognizer import train
     frame, test = sample_frames
-    frame = frame.groupby("label").head(6).sample(frac=1, random_state=0)  # 60 rows, six of each digit, mixed
+    frame = frame.groupby("label").head(6).sample(frac=1, random_state=0)
     frame.to_csv(tmp_path / "train.csv", index=False)
     test.iloc[:40].to_csv(tmp_path / "test.csv", index=False)
-    labels = frame["label"].to_numpy()
+    trained = []
 
     def fake_training(config, images, kept_labels, test_images, holdout):
-        # member 1 reads every held row right, member 2 calls them all 0
-        members = [one_hot(holdout[1]), one_hot(np.zeros(len(holdout[1]), int))]
+        trained.append(len(kept_labels))
+        members = [one_hot(holdout[1]), one_hot(np.zeros(len(holdout[1]), int), sure=0.6)]
         return train.Result(test_probabilities=np.full((len(test_images), 10), 0.1), holdout_probabilities=None,
                             member_accuracy=[], ensemble_accuracy=0.9, histories=[], train_seconds=1.0,
                             images_per_second=50.0, device="cpu", precision="float32",
                             member_holdout_probabilities=members)
     monkeypatch.setattr(train, "train_with_pseudo_labels", fake_training)
     args = argparse.Namespace(preset="fast", epochs_override=None, members=2, model=None, set=[],
-                              data_dir=str(tmp_path), folds=3, out=str(tmp_path / "oof"))
+                              data_dir=str(tmp_path), folds=3, fold=None, out=str(tmp_path / "oof"))
+    return frame["label"].to_numpy(), args, trained
+
+
+def test_oof_scores_every_row_by_the_fold_that_held_it_out(tmp_path, sample_frames, monkeypatch):
+    labels, args, trained = oof_setup(tmp_path, sample_frames, monkeypatch)
     row = benchmark.bench_oof(args)
-    assert row["rows"] == 60 and row["fold_ensemble_accuracy"] == [0.9] * 3
+    assert trained == [40, 40, 40]
+    assert row["rows"] == 60 and row["fold_ensemble_accuracy"] == [1.0] * 3
     assert row["member_holdout_accuracy"] == [1.0, 0.1]
     pooled = benchmark.load_pool([tmp_path / "oof" / "out_of_fold_predictions.npz"])
     assert np.array_equal(pooled["rows"], np.arange(60)) and np.array_equal(pooled["labels"], labels)
     assert pooled["members"].shape == (2, 60, 10)
     assert len(pd.read_csv(tmp_path / "oof" / "submission.csv")) == 40
+
+
+def test_oof_goes_on_from_the_folds_it_saved(tmp_path, sample_frames, monkeypatch):
+    _, args, trained = oof_setup(tmp_path, sample_frames, monkeypatch)
+    args.fold = [2]
+    assert benchmark.bench_oof(args) is None  # folds 1 and 3 still to train: no row yet
+    assert trained == [40] and sorted(p.name for p in (tmp_path / "oof").iterdir()) == ["fold-2.npz"]
+    args.fold = None
+    row = benchmark.bench_oof(args)
+    assert trained == [40, 40, 40] and row["member_holdout_accuracy"] == [1.0, 0.1]
+    args.members = 1  # another config must not be scored with the folds the first one saved
+    with pytest.raises(SystemExit, match="fold-1.npz was trained with other settings"):
+        benchmark.bench_oof(args)
