@@ -3,7 +3,8 @@
 The comment after each field is its documentation and its `--help` text: `add_arguments` reads the comments
 from this file, so a field and its flag can never drift apart.
 
-Evidence for the defaults (measured on this workplace's 2-core AMD EPYC CPU with AVX512-BF16; README "Figures"):
+Evidence for the defaults (measured on this workplace's 2-core AMD EPYC CPU with AVX512-BF16; each run, its command and
+log in benchmarks/README.md):
 - `model="bn"`: 15.2 M multiply-adds per image against 32.3 M for the tutorial's `seed` CNN; Deotte's
   ensemble of 15 of them is the best legitimate public kernel (0.99757).
 - `m5` (An et al.'s 5x5 no-pooling CNN, 9x `bn`'s multiply-adds) stays out of the preset: one full-preset

@@ -71,7 +71,8 @@ def test_pool_counts_images_every_member_misses_and_draws_them(tmp_path, competi
 
 def oof_setup(tmp_path, sample_frames, monkeypatch):
     """60 train rows (six of each digit), 40 test rows, and training replaced by a stand-in whose member 1 reads
-    every held row right and member 2, less sure, calls them all 0. Returns the labels, oof's args and the folds trained."""
+    every held row right and member 2, less sure, calls them all 0. Returns the labels, oof's args and a list
+    that gets each training call's row count."""
     from digit_recognizer import train
     frame, test = sample_frames
     frame = frame.groupby("label").head(6).sample(frac=1, random_state=0)
