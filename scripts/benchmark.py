@@ -146,10 +146,15 @@ def bench_oof(args) -> dict | None:
         print(f"fold {fold}/{args.folds}: {len(kept)} training rows, {len(held)} scored", flush=True)
         train_fold(config, images, labels, test_images, kept, held, paths[fold - 1])
     missing = [fold for fold, path in enumerate(paths, 1) if not path.exists()]
+    folds = [np.load(path) for path in paths if path.exists()]
     if missing:
+        if folds:  # a figure over the rows scored so far, printed, not recorded
+            so_far = pool({"labels": np.concatenate([f["labels"] for f in folds]), "families": folds[0]["families"],
+                           "members": np.concatenate([f["members"] for f in folds], axis=1)})
+            print(f"{len(folds)} of {len(paths)} folds saved, {so_far['rows']} rows: "
+                  f"members {so_far['member_holdout_accuracy']}, ensemble {so_far['ensemble']}")
         print(f"folds {missing} not trained yet: the same command without --fold trains them and scores all")
         return None
-    folds = [np.load(path) for path in paths]
     members = np.zeros((config.members, len(labels), 10), np.float32)
     for fold in folds:
         members[:, fold["rows"]] = fold["members"]

@@ -105,10 +105,11 @@ def test_oof_scores_every_row_by_the_fold_that_held_it_out(tmp_path, sample_fram
     assert len(pd.read_csv(tmp_path / "oof" / "submission.csv")) == 40
 
 
-def test_oof_goes_on_from_the_folds_it_saved(tmp_path, sample_frames, monkeypatch):
+def test_oof_goes_on_from_the_folds_it_saved(tmp_path, sample_frames, monkeypatch, capsys):
     _, args, trained = oof_setup(tmp_path, sample_frames, monkeypatch)
     args.fold = [2]
     assert benchmark.bench_oof(args) is None  # folds 1 and 3 still to train: no row yet
+    assert "1 of 3 folds saved, 20 rows: members [1.0, 0.1]" in capsys.readouterr().out
     assert trained == [40] and sorted(p.name for p in (tmp_path / "oof").iterdir()) == ["fold-2.npz"]
     args.fold = None
     row = benchmark.bench_oof(args)
