@@ -4,7 +4,7 @@
   python scripts/benchmark.py throughput --data-dir ../shared/digit-recognizer   # seed model: ours vs the tutorial's
   python scripts/benchmark.py race       --data-dir ../shared/digit-recognizer   # the tutorial's accuracy: its time vs ours
   python scripts/benchmark.py recipe     --data-dir ../shared/digit-recognizer --preset full   # a results row
-  python scripts/benchmark.py oof        --data-dir ../shared/digit-recognizer --preset full   # every row scored once
+  python scripts/benchmark.py oof        --data-dir ../shared/digit-recognizer --preset full   # every row scored once (resumes)
   python scripts/benchmark.py road       --data-dir ../shared/digit-recognizer   # bundle, then push.py through the stand-in
   python scripts/benchmark.py pool output/a/holdout_predictions.npz output/b/holdout_predictions.npz   # no training
 
