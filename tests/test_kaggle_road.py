@@ -126,13 +126,22 @@ def test_crashing_kernel_is_reported_and_recorded(standin, tmp_path):
     assert len(ledger) == 1 and json.loads(ledger[0])["public_score"] is None
 
 
-def test_failed_output_download_is_caught_and_kept(standin, tmp_path):
-    standin.faults.update(files="500")  # the client writes the error body into submission.csv, status unchecked
+def test_failed_output_download_is_caught(standin, tmp_path):
+    # kaggle 2.2.5 raises on the 500; earlier 2.2.x clients wrote the error body into the file (next test)
+    standin.faults.update(files="500")
     done = road(standin, tmp_path, "run", "--fast")
     assert done.returncode == 1 and "error: output: " in done.stderr, done.stderr[-2000:]
-    assert next((tmp_path / "runs").rglob("submission.csv")).exists()  # what came down is kept
     assert len((tmp_path / "runs" / "ledger.jsonl").read_text().splitlines()) == 1
     assert standin.submissions == []
+
+
+def test_an_error_page_saved_as_the_submission_is_caught(tmp_path):
+    import push
+    path = tmp_path / "submission.csv"
+    path.write_text('{"code": 500, "message": "injected fault"}')
+    with pytest.raises(push.LoopError, match="^output: "):
+        push.Road.check_submission(path)
+    assert path.exists()  # what came down is kept, to look at
 
 
 def test_failed_upload_is_an_error_not_a_silent_exit(standin, tmp_path):
