@@ -89,11 +89,10 @@ def bench_recipe(args) -> dict:
         "model": config.model}
 
 
-def train_fold(config, images, labels, test_images, kept, held, path) -> None:
+def train_fold(config, settings, images, labels, test_images, kept, held, path) -> None:
     """One fold's members, trained on `kept` and scored on `held`, saved with the fold's test predictions and
     timings to `path` (fold-K.npz): a saved fold is never trained again, so an oof run can stop and go on later,
-    in several 10-minute GPU commands or over sessions."""
-    import dataclasses
+    in several 10-minute GPU commands or over sessions. `settings` is the config as JSON, kept to check against."""
     from digit_recognizer import pipeline, train
     result = train.train_with_pseudo_labels(config, images[kept], labels[kept], test_images,
                                             (images[held], labels[held]))
@@ -101,15 +100,14 @@ def train_fold(config, images, labels, test_images, kept, held, path) -> None:
         path, config, result.member_holdout_probabilities, held, labels[held],
         test_probabilities=result.test_probabilities.astype(np.float16), train_seconds=result.train_seconds,
         images_per_second=result.images_per_second, device=result.device, precision=result.precision,
-        settings=json.dumps(dataclasses.asdict(config)))
+        settings=settings)
     print(f"{path.name}: ensemble {result.ensemble_accuracy:.5f}, members {result.member_accuracy}", flush=True)
 
 
-def check_fold(path, config, held) -> None:
-    """A saved fold must hold the rows this fold holds out and come from the same config."""
-    import dataclasses
+def check_fold(path, settings, held) -> None:
+    """A saved fold must hold the rows this fold holds out and come from the same config (`settings`, as JSON)."""
     saved = np.load(path)
-    if not (np.array_equal(saved["rows"], held) and str(saved["settings"]) == json.dumps(dataclasses.asdict(config))):
+    if not (np.array_equal(saved["rows"], held) and str(saved["settings"]) == settings):
         raise ValueError(f"{path} was trained with other settings or folds; give another --out or delete it")
 
 
@@ -119,8 +117,10 @@ def bench_oof(args) -> dict | None:
     saved as it ends (`--fold K` trains only fold K); once all are saved, their members' predictions go to
     out_of_fold_predictions.npz, which `pool` reads, and the test predictions of all folds, averaged, to
     submission.csv."""
+    import dataclasses
     from digit_recognizer import data, pipeline, submit
     config, overrides = recipe_config(args)
+    settings = json.dumps(dataclasses.asdict(config))  # stored in each fold file, and checked on the way back
     out = pathlib.Path(args.out) if args.out else ROOT / "output" / f"oof-{args.preset}"
     paths = [out / f"fold-{fold}.npz" for fold in range(1, args.folds + 1)]
     try:
@@ -134,7 +134,7 @@ def bench_oof(args) -> dict | None:
                 raise ValueError(f"--fold {fold}: folds are numbered 1 to {args.folds}")
         for path, (_, held) in zip(paths, splits):
             if path.exists():
-                check_fold(path, config, held)
+                check_fold(path, settings, held)
     except (OSError, KeyError, ValueError) as error:
         sys.exit(f"error: {error}")
     images, test_images = data.to_images(train_frame), data.to_images(test_frame)
@@ -144,7 +144,7 @@ def bench_oof(args) -> dict | None:
             print(f"fold {fold}/{args.folds}: saved in {paths[fold - 1]}, not trained again", flush=True)
             continue
         print(f"fold {fold}/{args.folds}: {len(kept)} training rows, {len(held)} scored", flush=True)
-        train_fold(config, images, labels, test_images, kept, held, paths[fold - 1])
+        train_fold(config, settings, images, labels, test_images, kept, held, paths[fold - 1])
     missing = [fold for fold, path in enumerate(paths, 1) if not path.exists()]
     folds = [np.load(path) for path in paths if path.exists()]
     if missing:
