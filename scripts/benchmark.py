@@ -118,7 +118,7 @@ def bench_oof(args) -> dict | None:
     out_of_fold_predictions.npz, which `pool` reads, and the test predictions of all folds, averaged, to
     submission.csv."""
     import dataclasses
-    from digit_recognizer import data, pipeline, submit
+    from digit_recognizer import data, pipeline, submit, train
     config, overrides = recipe_config(args)
     settings = json.dumps(dataclasses.asdict(config))  # stored in each fold file, and checked on the way back
     out = pathlib.Path(args.out) if args.out else ROOT / "output" / f"oof-{args.preset}"
@@ -164,8 +164,7 @@ def bench_oof(args) -> dict | None:
     submit.write_submission(submit.make_submission(test_probabilities), out / "submission.csv", len(test_images))
     pooled = pool(load_pool([saved]))  # scored as `pool` scores the file
     return {"benchmark": "oof", "recipe": args.preset, "overrides": overrides, "folds": args.folds,
-            "fold_ensemble_accuracy": [round(float((f["members"].mean(axis=0).argmax(axis=1) == f["labels"]).mean()), 5)
-                                       for f in folds],
+            "fold_ensemble_accuracy": [round(train.accuracy(f["members"].mean(axis=0), f["labels"]), 5) for f in folds],
             **{k: pooled[k] for k in (
                 "rows", "member_holdout_accuracy", "ensemble", "wrong_by_every_member", "ensemble_errors_share_right")},
             "seconds": round(sum(float(f["train_seconds"]) for f in folds), 1),
