@@ -1,6 +1,7 @@
 """The tutorial's augmentation (rotation 10 degrees, zoom 0.1, shift 0.1) as Keras preprocessing layers, and
 optional elastic distortion (Simard, Steinkraus and Platt 2003), which Keras 3.15's RandomElasticTransform does
-not give: it draws one noise field for both axes, so every pixel moves along the diagonal.
+not give: it draws one noise field for both axes, so every pixel moves along the diagonal. Also the optional
+deskewing layer, which is not augmentation (it runs in prediction too) but sits in front of the model the same way.
 
 ImageDataGenerator is gone from Keras 3; these layers replace it. They are active only when called with
 training=True, so the same stack can sit inside the model (the default) or in a parallel tf.data map (TensorFlow only).
@@ -47,6 +48,31 @@ class RandomElastic(layers.Layer):
                 pixels = ops.take_along_axis(flat, ops.reshape(ops.cast(index, "int32"), (batch, -1)), axis=1)
                 moved = moved + ops.where(inside, weight, 0.0) * ops.reshape(pixels, (batch, height, width))
         return ops.cast(ops.expand_dims(moved, -1), dtype)
+
+
+class Deskew(layers.Layer):
+    """Shears each digit upright: the slant is the pixels' row-column covariance over their row variance, and
+    every row slides sideways by slant x its distance from the digit's centre of mass, so the centre stays put
+    (the TTA and augmentation shifts survive). The classic MNIST "deskewing" (LeCun et al.'s table), here in
+    training and prediction alike, as a different view of the digits for ensemble members. Keras ops only."""
+
+    def call(self, images):
+        height, width = images.shape[1], images.shape[2]
+        rows = ops.reshape(ops.arange(height, dtype="float32"), (1, height, 1, 1))
+        columns = ops.reshape(ops.arange(width, dtype="float32"), (1, 1, width, 1))
+        mass = ops.sum(images, axis=(1, 2, 3)) + 1e-6  # a blank image has no slant, not a division by zero
+
+        def average(values):  # per image, weighted by ink
+            return ops.sum(images * values, axis=(1, 2, 3)) / mass
+        row_centre, column_centre = average(rows), average(columns)
+        row_offset = rows - ops.reshape(row_centre, (-1, 1, 1, 1))
+        column_offset = columns - ops.reshape(column_centre, (-1, 1, 1, 1))
+        # clipped: a flat stroke (a dash, a blob) has almost no row variance and would shear without limit
+        slant = ops.clip(average(row_offset * column_offset) / (average(row_offset**2) + 1e-6), -1.0, 1.0)
+        zeros, ones = ops.zeros_like(slant), ops.ones_like(slant)
+        # output (x, y) reads input (x + slant * (y - row_centre), y): x is the column, y the row
+        transform = ops.stack([ones, slant, -slant * row_centre, zeros, ones, zeros, zeros, zeros], axis=1)
+        return ops.image.affine_transform(images, transform, interpolation="bilinear", fill_mode="constant")
 
 
 def augmentation(config, seed=None) -> keras.Sequential:

@@ -50,6 +50,7 @@ class Config:
     zoom: float = 0.1  # augmentation: largest zoom, fraction
     shift: float = 0.1  # augmentation: largest shift, fraction of the side
     elastic: float = 0.0  # augmentation: elastic distortion, pixels per unit of smoothed noise (Simard: 34; 0 = off)
+    deskew: bool = False  # shear each digit upright by its pixel moments, in training and prediction alike
     augment_in: str = "auto"  # where augmentation runs: auto (= model), model, or map (a tf.data map; TensorFlow only)
     precision: str = "auto"  # auto, float32, mixed_bfloat16 or mixed_float16
     tta: int = 0  # test-time augmentation: extra predictions on copies shifted by one pixel (0, 4 or 8)

@@ -10,6 +10,8 @@
 import keras
 from keras import layers
 
+from digit_recognizer import augment
+
 
 def conv_bn(x, filters, kernel_size, strides=1, padding="valid"):
     x = layers.Conv2D(filters, kernel_size, strides=strides, padding=padding, use_bias=False)(x)
@@ -76,9 +78,12 @@ BODIES = {"seed": seed_body, "bn": bn_body, "deep": deep_body, "m5": m5_body}
 
 
 def build_model(config, augmentation=None) -> keras.Model:
-    """The family named by `config.model`; `augmentation` (a layer) runs first, in training only."""
+    """The family named by `config.model`; with `config.deskew` the digits are sheared upright first, then
+    `augmentation` (a layer) runs, in training only."""
     inputs = keras.Input(shape=(28, 28, 1), name="image")
-    x = augmentation(inputs) if augmentation is not None else inputs
+    # float32: the slant and the sampling coordinates would round in bfloat16
+    x = augment.Deskew(dtype="float32", name="deskew")(inputs) if config.deskew else inputs
+    x = augmentation(x) if augmentation is not None else x
     x = BODIES[config.model](x, config.dropout_scale, config.width)
     # float32 softmax: under mixed precision a bfloat16/float16 softmax rounds confident outputs to 1.0
     outputs = layers.Dense(10, activation="softmax", dtype="float32", name="digit")(x)

@@ -56,3 +56,28 @@ def test_where_augmentation_runs():
 def test_tta_shifts_are_one_pixel_moves():
     assert len(augment.SHIFTS) == 8 and len(set(augment.SHIFTS)) == 8
     assert all(max(abs(dy), abs(dx)) == 1 for dy, dx in augment.SHIFTS)
+
+
+def row_centres(image):
+    """The ink's mean column in each row that has ink."""
+    ink = image[..., 0]
+    inked = ink.sum(axis=1) > 1e-3
+    return (ink[inked] * np.arange(28)).sum(axis=1) / ink[inked].sum(axis=1)
+
+
+def test_deskew_stands_a_slanted_stroke_upright():
+    images = np.zeros((1, 28, 28, 1), np.float32)
+    for row in range(6, 23):  # a stroke leaning right by half a column per row, like a slanted 1
+        column = round(14 + 0.5 * (row - 14))
+        images[0, row, column - 1:column + 2] = 1.0
+    upright = np.asarray(augment.Deskew()(images))
+    assert row_centres(images[0]).std() > 2.0
+    assert row_centres(upright[0]).std() < 0.5
+    assert abs(upright.sum() / images.sum() - 1) < 0.02  # a shear moves ink, it does not add or remove it
+
+
+def test_deskew_leaves_upright_and_blank_digits_alone():
+    images = np.concatenate([digit()[:1], np.zeros((1, 28, 28, 1), np.float32)])
+    out = np.asarray(augment.Deskew()(images))
+    assert np.allclose(out[0], images[0], atol=1e-5)
+    assert np.all(out[1] == 0.0)  # no slant from no ink: no NaN from the empty moments

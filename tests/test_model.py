@@ -60,3 +60,16 @@ def test_m5_is_the_papers_five_valid_convolutions():
     convolutions = [(l.filters, l.kernel_size, l.padding) for l in net.layers if isinstance(l, keras.layers.Conv2D)]
     assert convolutions == [(f, (5, 5), "valid") for f in (32, 64, 96, 128, 160)]
     assert net.get_layer("digit").input.shape == (None, 8 * 8 * 160)  # no pooling: 28 - 5 * 4 = 8
+
+
+def test_deskew_comes_first_and_stays_float32():
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        config = Config(model="bn", deskew=True)
+        net = build_model(config, augment.augmentation(config))
+        assert [layer.name for layer in net.layers[1:3]] == ["deskew", "augmentation"]
+        assert net.get_layer("deskew").compute_dtype == "float32"
+        probabilities = np.asarray(net(np.random.rand(2, 28, 28, 1).astype("float32"), training=False))
+        assert probabilities.shape == (2, 10) and np.all(np.isfinite(probabilities))
+    finally:
+        keras.config.set_dtype_policy("float32")
