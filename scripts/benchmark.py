@@ -7,6 +7,7 @@
   python scripts/benchmark.py oof        --data-dir ../shared/digit-recognizer --preset full   # every row scored once (resumes)
   python scripts/benchmark.py road       --data-dir ../shared/digit-recognizer   # bundle, then push.py through the stand-in
   python scripts/benchmark.py pool output/a/holdout_predictions.npz output/b/holdout_predictions.npz   # no training
+  python scripts/benchmark.py pool benchmarks/oof-a benchmarks/oof-b   # oof folders: the folds both have saved
 
 `throughput` and `race` run the tutorial's own pipeline beside ours (scripts/versus_tutorial.py; they need
 `pip install -e ".[bench]"`). Every command appends its row to benchmarks/results.jsonl and prints it.
@@ -29,6 +30,8 @@ import numpy as np
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from pooling import draw_pooled_errors, joined_folds, load_pool, pool  # noqa: E402 (needs the path above)
 
 
 def record(row: dict, results: pathlib.Path) -> dict:
@@ -105,9 +108,13 @@ def train_fold(config, settings, images, labels, test_images, kept, held, path) 
 
 
 def check_fold(path, settings, held) -> None:
-    """A saved fold must hold the rows this fold holds out and come from the same config (`settings`, as JSON)."""
-    saved = np.load(path)
-    if not (np.array_equal(saved["rows"], held) and str(saved["settings"]) == settings):
+    """A saved fold must hold the rows this fold holds out and come from the same config (`settings`, as JSON).
+    A field added to Config since the fold was saved counts there as its default, which is how that code ran."""
+    import dataclasses
+    from digit_recognizer.config import Config
+    saved, defaults = np.load(path), dataclasses.asdict(Config())
+    same = {**defaults, **json.loads(str(saved["settings"]))} == {**defaults, **json.loads(settings)}
+    if not (np.array_equal(saved["rows"], held) and same):
         raise ValueError(f"{path} was trained with other settings or folds; give another --out or delete it")
 
 
@@ -149,8 +156,7 @@ def bench_oof(args) -> dict | None:
     folds = [np.load(path) for path in paths if path.exists()]
     if missing:
         if folds:  # a figure over the rows scored so far, printed, not recorded
-            so_far = pool({"labels": np.concatenate([f["labels"] for f in folds]), "families": folds[0]["families"],
-                           "members": np.concatenate([f["members"] for f in folds], axis=1)})
+            so_far = pool(joined_folds(folds))
             print(f"{len(folds)} of {len(paths)} folds saved, {so_far['rows']} rows: "
                   f"members {so_far['member_holdout_accuracy']}, ensemble {so_far['ensemble']}")
         print(f"folds {missing} not trained yet: the same command without --fold trains them and scores all")
@@ -173,56 +179,6 @@ def bench_oof(args) -> dict | None:
             # of this process only: folds saved by earlier runs count in their own
             "peak_memory_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
             "members": config.members, "epochs": config.epochs, "model": config.model, "out": str(out)}
-
-
-def load_pool(paths) -> dict:
-    """The members saved in several runs' holdout_predictions.npz, as if one run had trained them all: the
-    hold-out's rows (None from files older than rows) and labels, every member's softmax and family. The runs
-    must share their hold-out."""
-    saved = [np.load(path) for path in paths]
-    rows, labels = saved[0].get("rows"), saved[0]["labels"]
-    for path, run in zip(paths, saved):
-        # files written before the rows were saved are checked by their labels alone
-        same_rows = "rows" not in run or rows is None or np.array_equal(run["rows"], rows)
-        if not (same_rows and np.array_equal(run["labels"], labels)):
-            raise ValueError(f"{path}: its hold-out is not the one in {paths[0]}; pool runs made with the same "
-                             "--holdout and --holdout-seed")
-    return {"rows": rows, "labels": labels,
-            "members": np.concatenate([run["members"] for run in saved]).astype(np.float64),
-            "families": np.concatenate([run["families"] for run in saved])}
-
-
-def pool(pooled) -> dict:
-    """Each pooled member's hold-out accuracy, the ensemble of all, of each family alone, and the images every
-    member misses."""
-    labels, members, families = pooled["labels"], pooled["members"], pooled["families"]
-
-    def scored(chosen):
-        right = members[chosen].mean(axis=0).argmax(axis=1) == labels
-        return {"accuracy": float(right.mean()), "errors": int((~right).sum()), "members": int(chosen.sum())}
-    wrong = members.argmax(axis=2) != labels
-    ensemble_wrong = members.mean(axis=0).argmax(axis=1) != labels
-    return {"benchmark": "pool", "rows": int(len(labels)),
-            "member_holdout_accuracy": [float(np.mean(~w)) for w in wrong], "families": families.tolist(),
-            "ensemble": scored(np.ones(len(members), bool)),
-            **{f"ensemble_{family}": scored(families == family) for family in sorted(set(families))},
-            # no average of these members can score above 1 - wrong_by_every_member / rows
-            "wrong_by_every_member": int(wrong.all(axis=0).sum()),
-            # for each ensemble error, the share of members that read it right, most first: an error that few
-            # members get right is not one that more members of the same kind will fix
-            "ensemble_errors_share_right": sorted((round(float(share), 2) for share in
-                                                   1 - wrong[:, ensemble_wrong].mean(axis=0)), reverse=True)}
-
-
-def draw_pooled_errors(pooled, data_dir, path):
-    """The pooled ensemble's worst hold-out errors, the images read back from train.csv by their rows."""
-    from digit_recognizer import data, report
-    if pooled["rows"] is None:
-        raise ValueError("--picture needs the hold-out's rows: put first a holdout_predictions.npz that has them "
-                         "(written since --holdout-seed came in)")
-    train_frame, _ = data.load(data.find_data(data_dir))
-    return report.worst_errors(data.to_images(train_frame.iloc[pooled["rows"]]), pooled["labels"],
-                               pooled["members"].mean(axis=0), pathlib.Path(path))
 
 
 def bench_pool(args) -> dict:
@@ -266,7 +222,8 @@ def bench_road(args) -> dict:
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("what", choices=["fast", "throughput", "race", "recipe", "oof", "road", "pool"])
-    parser.add_argument("npz", nargs="*", help="pool: holdout_predictions.npz files of runs with the same hold-out")
+    parser.add_argument("npz", nargs="*", help="pool: holdout_predictions.npz files of runs with the same hold-out, "
+                        "or oof --out folders (the folds saved in all of them)")
     parser.add_argument("--data-dir", help="competition folder (default: found as kernel.py finds it)")
     parser.add_argument("--repeat", type=int, default=3, help="fast, throughput: runs to take the median of")
     parser.add_argument("--rows", type=int, default=8600, help="throughput: training rows per epoch")

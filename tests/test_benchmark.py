@@ -1,4 +1,5 @@
-"""scripts/benchmark.py's pool (members saved by separate runs, averaged as one ensemble) and oof (one run per fold)."""
+"""scripts/benchmark.py's pool (members saved by separate runs, averaged as one ensemble: scripts/pooling.py) and oof
+(one run per fold)."""
 
 import argparse
 import pathlib
@@ -11,6 +12,7 @@ import pytest
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "scripts"))
 
 import benchmark  # noqa: E402
+import pooling  # noqa: E402
 
 
 def save(path, members, families, labels, rows=None):
@@ -30,12 +32,14 @@ def test_pool_averages_members_across_runs(tmp_path):
     wrong_first = one_hot([5, 1, 2, 3], sure=0.6)
     first = save(tmp_path / "a.npz", [wrong_last], ["bn"], labels)
     second = save(tmp_path / "b.npz", [wrong_first, right], ["deep", "bn"], labels)
-    pooled = benchmark.pool(benchmark.load_pool([first, second]))
+    pooled = pooling.pool(pooling.load_pool([first, second]))
     assert pooled["member_holdout_accuracy"] == [0.75, 0.75, 1.0]
     assert pooled["families"] == ["bn", "deep", "bn"]
     assert pooled["ensemble"] == {"accuracy": 1.0, "errors": 0, "members": 3}
     assert pooled["ensemble_deep"] == {"accuracy": 0.75, "errors": 1, "members": 1}
     assert pooled["ensemble_bn"] == {"accuracy": 1.0, "errors": 0, "members": 2}
+    assert pooled["ensemble_each_run"] == [{"accuracy": 0.75, "errors": 1, "members": 1},
+                                           {"accuracy": 1.0, "errors": 0, "members": 2}]
     assert pooled["wrong_by_every_member"] == 0
     assert pooled["ensemble_errors_share_right"] == []
 
@@ -45,7 +49,7 @@ def test_pool_tells_how_many_members_read_each_ensemble_error_right(tmp_path):
     unsure_right = one_hot(labels, sure=0.4)
     sure_wrong_first = one_hot([7, 1], sure=0.9)  # two members outvote the one that reads row 0 right
     run = save(tmp_path / "a.npz", [unsure_right, sure_wrong_first, sure_wrong_first], ["bn"] * 3, labels)
-    pooled = benchmark.pool(benchmark.load_pool([run]))
+    pooled = pooling.pool(pooling.load_pool([run]))
     assert pooled["ensemble"]["errors"] == 1
     assert pooled["ensemble_errors_share_right"] == [0.33]
 
@@ -55,17 +59,33 @@ def test_pool_refuses_runs_with_other_holdouts(tmp_path):
     first = save(tmp_path / "a.npz", [one_hot(labels)], ["bn"], labels)
     other = save(tmp_path / "b.npz", [one_hot(labels)], ["bn"], labels, rows=np.array([4, 5, 6, 7]))
     with pytest.raises(ValueError, match=r"b\.npz: its hold-out is not the one in .*a\.npz.*--holdout-seed"):
-        benchmark.load_pool([first, other])
+        pooling.load_pool([first, other])
+
+
+def test_pool_of_oof_folders_takes_the_folds_every_folder_saved(tmp_path):
+    labels = np.arange(6) % 10
+    for folder, folds in (("a", (1, 2, 10)), ("b", (10, 2))):
+        (tmp_path / folder).mkdir()
+        for fold in folds:  # fold K holds rows K and K + 1: fold-10 must come after fold-2, not before it
+            rows = np.array([fold, fold + 1])
+            save(tmp_path / folder / f"fold-{fold}.npz", [one_hot(rows % 10)], ["bn"], rows % 10, rows=rows)
+    pooled = pooling.load_pool([tmp_path / "a", tmp_path / "b"])
+    assert pooled["rows"].tolist() == [2, 3, 10, 11] and pooled["members"].shape == (2, 4, 10)
+    assert pooling.pool(pooled)["ensemble_each_run"][1] == {"accuracy": 1.0, "errors": 0, "members": 1}
+    (tmp_path / "c").mkdir()
+    save(tmp_path / "c" / "fold-1.npz", [one_hot(labels[:2])], ["bn"], labels[:2])
+    with pytest.raises(ValueError, match="no fold saved in every one of these oof folders"):
+        pooling.load_pool([tmp_path / "b", tmp_path / "c"])
 
 
 def test_pool_counts_images_every_member_misses_and_draws_them(tmp_path, competition_dir):
     labels = pd.read_csv(competition_dir / "train.csv")["label"].to_numpy()[:4]
     missed_first = one_hot(np.r_[(labels[0] + 1) % 10, labels[1:]])
     run = save(tmp_path / "a.npz", [missed_first, missed_first], ["bn", "bn"], labels, rows=np.arange(4))
-    pooled = benchmark.load_pool([run])
-    assert benchmark.pool(pooled)["wrong_by_every_member"] == 1
-    assert benchmark.pool(pooled)["ensemble_errors_share_right"] == [0.0]
-    picture = benchmark.draw_pooled_errors(pooled, competition_dir, tmp_path / "errors.png")
+    pooled = pooling.load_pool([run])
+    assert pooling.pool(pooled)["wrong_by_every_member"] == 1
+    assert pooling.pool(pooled)["ensemble_errors_share_right"] == [0.0]
+    picture = pooling.draw_pooled_errors(pooled, competition_dir, tmp_path / "errors.png")
     assert picture.read_bytes()[:4] == b"\x89PNG"
 
 
@@ -99,7 +119,7 @@ def test_oof_scores_every_row_by_the_fold_that_held_it_out(tmp_path, sample_fram
     assert trained == [40, 40, 40]
     assert row["rows"] == 60 and row["fold_ensemble_accuracy"] == [1.0] * 3
     assert row["member_holdout_accuracy"] == [1.0, 0.1]
-    pooled = benchmark.load_pool([tmp_path / "oof" / "out_of_fold_predictions.npz"])
+    pooled = pooling.load_pool([tmp_path / "oof" / "out_of_fold_predictions.npz"])
     assert np.array_equal(pooled["rows"], np.arange(60)) and np.array_equal(pooled["labels"], labels)
     assert pooled["members"].shape == (2, 60, 10)
     assert len(pd.read_csv(tmp_path / "oof" / "submission.csv")) == 40
@@ -117,3 +137,18 @@ def test_oof_goes_on_from_the_folds_it_saved(tmp_path, sample_frames, monkeypatc
     args.members = 1  # another config must not be scored with the folds the first one saved
     with pytest.raises(SystemExit, match="fold-1.npz was trained with other settings"):
         benchmark.bench_oof(args)
+
+
+def test_a_fold_saved_before_a_config_field_came_in_counts_it_as_its_default(tmp_path):
+    import dataclasses
+    import json
+
+    from digit_recognizer.config import Config
+    held = np.arange(4)
+    older = dataclasses.asdict(Config(epochs=15))
+    del older["deskew"]  # the field did not exist when the fold was saved: that code ran without deskewing
+    np.savez(tmp_path / "fold-1.npz", rows=held, settings=json.dumps(older))
+    benchmark.check_fold(tmp_path / "fold-1.npz", json.dumps(dataclasses.asdict(Config(epochs=15))), held)
+    with pytest.raises(ValueError, match="other settings or folds"):
+        benchmark.check_fold(tmp_path / "fold-1.npz", json.dumps(dataclasses.asdict(Config(epochs=15, deskew=True))),
+                             held)

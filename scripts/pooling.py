@@ -1,0 +1,74 @@
+"""Members saved by separate runs, pooled as one ensemble and scored, without training: `benchmark.py pool`
+reads holdout_predictions.npz files (runs with the same hold-out) and oof folders (their saved fold-K.npz), and
+`benchmark.py oof` scores its folds with the same code."""
+
+import pathlib
+
+import numpy as np
+
+
+def joined_folds(folds) -> dict:
+    """Saved oof folds (loaded fold-K.npz) as one run whose hold-out is all their rows."""
+    return {"rows": np.concatenate([f["rows"] for f in folds]), "labels": np.concatenate([f["labels"] for f in folds]),
+            "families": folds[0]["families"], "members": np.concatenate([f["members"] for f in folds], axis=1)}
+
+
+def load_pool(paths) -> dict:
+    """The members saved in several runs' holdout_predictions.npz, as if one run had trained them all: the
+    hold-out's rows (None from files older than rows) and labels, every member's softmax and family. The runs
+    must share their hold-out. A folder is an oof run's --out: its saved folds, of those every folder given has
+    saved, so that oof runs still under way are pooled on the same rows."""
+    folders = [pathlib.Path(path) for path in paths if pathlib.Path(path).is_dir()]
+    common = set.intersection(*({p.name for p in folder.glob("fold-*.npz")} for folder in folders)) if folders else ()
+    if folders and not common:
+        raise ValueError(f"{', '.join(map(str, folders))}: no fold saved in every one of these oof folders")
+    names = sorted(common, key=lambda name: int(name[5:-4]))  # fold-10 after fold-9
+    saved = [joined_folds([np.load(path / name) for name in names]) if path in folders else np.load(path)
+             for path in map(pathlib.Path, paths)]
+    rows, labels = saved[0].get("rows"), saved[0]["labels"]
+    for path, run in zip(paths, saved):
+        # files written before the rows were saved are checked by their labels alone
+        same_rows = "rows" not in run or rows is None or np.array_equal(run["rows"], rows)
+        if not (same_rows and np.array_equal(run["labels"], labels)):
+            raise ValueError(f"{path}: its hold-out is not the one in {paths[0]}; pool runs made with the same "
+                             "--holdout and --holdout-seed")
+    return {"rows": rows, "labels": labels,
+            "members": np.concatenate([run["members"] for run in saved]).astype(np.float64),
+            "families": np.concatenate([run["families"] for run in saved]),
+            "runs": np.concatenate([np.full(len(run["members"]), number) for number, run in enumerate(saved)])}
+
+
+def pool(pooled) -> dict:
+    """Each pooled member's hold-out accuracy, the ensemble of all, of each family alone, and the images every
+    member misses."""
+    labels, members, families = pooled["labels"], pooled["members"], pooled["families"]
+    runs = pooled.get("runs", np.zeros(len(members), int))  # which run (file or folder given) each member is from
+
+    def scored(chosen):
+        right = members[chosen].mean(axis=0).argmax(axis=1) == labels
+        return {"accuracy": float(right.mean()), "errors": int((~right).sum()), "members": int(chosen.sum())}
+    wrong = members.argmax(axis=2) != labels
+    ensemble_wrong = members.mean(axis=0).argmax(axis=1) != labels
+    return {"benchmark": "pool", "rows": int(len(labels)),
+            "member_holdout_accuracy": [float(np.mean(~w)) for w in wrong], "families": families.tolist(),
+            "ensemble": scored(np.ones(len(members), bool)),
+            **{f"ensemble_{family}": scored(families == family) for family in sorted(set(families))},
+            # each run's members alone, in the order given: runs of one family (bn, bn with deskew) told apart
+            "ensemble_each_run": [scored(runs == run) for run in range(runs.max() + 1)],
+            # no average of these members can score above 1 - wrong_by_every_member / rows
+            "wrong_by_every_member": int(wrong.all(axis=0).sum()),
+            # for each ensemble error, the share of members that read it right, most first: an error that few
+            # members get right is not one that more members of the same kind will fix
+            "ensemble_errors_share_right": sorted((round(float(share), 2) for share in
+                                                   1 - wrong[:, ensemble_wrong].mean(axis=0)), reverse=True)}
+
+
+def draw_pooled_errors(pooled, data_dir, path):
+    """The pooled ensemble's worst hold-out errors, the images read back from train.csv by their rows."""
+    from digit_recognizer import data, report
+    if pooled["rows"] is None:
+        raise ValueError("--picture needs the hold-out's rows: put first a holdout_predictions.npz that has them "
+                         "(written since --holdout-seed came in)")
+    train_frame, _ = data.load(data.find_data(data_dir))
+    return report.worst_errors(data.to_images(train_frame.iloc[pooled["rows"]]), pooled["labels"],
+                               pooled["members"].mean(axis=0), pathlib.Path(path))
