@@ -39,8 +39,8 @@ def load_pool(paths) -> dict:
 
 
 def pool(pooled) -> dict:
-    """Each pooled member's hold-out accuracy, the ensemble of all, of each family alone, and the images every
-    member misses."""
+    """Each pooled member's hold-out accuracy, the ensemble of all, of each family alone and of each run alone,
+    and the images every member misses."""
     labels, members, families = pooled["labels"], pooled["members"], pooled["families"]
     runs = pooled.get("runs", np.zeros(len(members), int))  # which run (file or folder given) each member is from
 
