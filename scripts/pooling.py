@@ -18,13 +18,14 @@ def load_pool(paths) -> dict:
     hold-out's rows (None from files older than rows) and labels, every member's softmax and family. The runs
     must share their hold-out. A folder is an oof run's --out: its saved folds, of those every folder given has
     saved, so that oof runs still under way are pooled on the same rows."""
-    folders = [pathlib.Path(path) for path in paths if pathlib.Path(path).is_dir()]
+    paths = [pathlib.Path(path) for path in paths]
+    folders = [path for path in paths if path.is_dir()]
     common = set.intersection(*({p.name for p in folder.glob("fold-*.npz")} for folder in folders)) if folders else ()
     if folders and not common:
         raise ValueError(f"{', '.join(map(str, folders))}: no fold saved in every one of these oof folders")
     names = sorted(common, key=lambda name: int(name[5:-4]))  # fold-10 after fold-9
     saved = [joined_folds([np.load(path / name) for name in names]) if path in folders else np.load(path)
-             for path in map(pathlib.Path, paths)]
+             for path in paths]
     rows, labels = saved[0].get("rows"), saved[0]["labels"]
     for path, run in zip(paths, saved):
         # files written before the rows were saved are checked by their labels alone
