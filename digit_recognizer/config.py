@@ -17,8 +17,8 @@ log in benchmarks/README.md):
 - `rotation`, `zoom`, `shift`: the tutorial's 10 / 0.1 / 0.1. One full-preset `bn` member on the hold-out:
   0.99524; 15 / 0.15 / 0.15 and 5 / 0.05 / 0.05 both 0.99500 (one image, within the seed-to-seed spread).
 - `elastic` off: on top of those, elastic 8 / 16 / 34 gave 0.99452 / 0.99286 / 0.97810; 16 alone 0.99500.
-- `deskew` off: out of fold on folds 1-7 of ten, a deskewed `bn` pair made 122 errors where plain pairs made
-  130 and 128; two plain and two deskewed members 114 and 108, four plain 121; without one fold 105 and 100 vs 105.
+- `deskew` off: out of fold on folds 1-8 of ten, a deskewed `bn` pair made 138 errors where plain pairs made
+  148 and 145; two plain and two deskewed members 128 and 123, four plain 137; without one fold 119 and 115 vs 121.
 - `width=1`: the seed-42 `bn` member at `width=2` scored the same 0.99524 in 2.4x the time (1,304 s).
 - `validation=0`: three `bn` members each on its own 90% scored 0.99452 / 0.99429 / 0.99381 (0.99524 / 0.99548 /
   0.99381 on all rows), ensemble 0.99548, where three others on all rows made 0.99571.
