@@ -50,6 +50,37 @@ class RandomElastic(layers.Layer):
         return ops.cast(ops.expand_dims(moved, -1), dtype)
 
 
+class RandomAffine(layers.Layer):
+    """Rotation, zoom (each axis its own factor) and shift as one affine transform, sampled bilinearly once: what
+    the tutorial's ImageDataGenerator did. Keras's RandomRotation, RandomZoom and RandomTranslation each resample,
+    and three bilinear passes blur: over 2,000 training digits they cut the sum of squared pixels by 20% and the
+    share of pixels above 0.9 from 8.8% to 3.4%, where the test digits the model must read stay sharp."""
+
+    def __init__(self, rotation, zoom, shift, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.rotation, self.zoom, self.shift = np.deg2rad(rotation), zoom, shift
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, images, training=None):
+        if not training or self.rotation == self.zoom == self.shift == 0:
+            return images
+        batch, height, width = ops.shape(images)[0], images.shape[1], images.shape[2]
+
+        def uniform(limit):  # one draw per image in [-limit, limit]
+            return keras.random.uniform((batch,), -limit, limit, seed=self.seed_generator)
+        angle, zoom_x, zoom_y = uniform(self.rotation), 1 + uniform(self.zoom), 1 + uniform(self.zoom)
+        shift_x, shift_y = uniform(self.shift) * width, uniform(self.shift) * height
+        cos, sin = ops.cos(angle), ops.sin(angle)
+        # output pixel (x, y) reads input centre + rotation @ zoom @ ((x, y) - centre) + shift, x being the column
+        a0, a1, b0, b1 = cos * zoom_x, -sin * zoom_y, sin * zoom_x, cos * zoom_y
+        centre_x, centre_y = (width - 1) / 2, (height - 1) / 2
+        a2 = centre_x - a0 * centre_x - a1 * centre_y + shift_x
+        b2 = centre_y - b0 * centre_x - b1 * centre_y + shift_y
+        zeros = ops.zeros_like(angle)
+        transform = ops.stack([a0, a1, a2, b0, b1, b2, zeros, zeros], axis=1)
+        return ops.image.affine_transform(images, transform, interpolation="bilinear", fill_mode="constant")
+
+
 class Deskew(layers.Layer):
     """Shears each digit upright: the slant is the pixels' row-column covariance over their row variance, and
     every row slides sideways by slant x its distance from the digit's centre of mass, so the centre stays put
@@ -77,18 +108,20 @@ class Deskew(layers.Layer):
 
 def augmentation(config, seed=None) -> keras.Sequential:
     """Elastic distortion (if on), rotation, zoom and shift as one layer; seeded so a member's augmentation is
-    reproducible."""
+    reproducible. `config.affine` picks one resampling (RandomAffine) or Keras's three layers."""
     seed = config.seed if seed is None else seed
     elastic = [RandomElastic(config.elastic, seed=seed + 3)] if config.elastic else []
-    stack = keras.Sequential(
-        elastic + [
+    if config.affine == "once":
+        # float32: bfloat16 sampling coordinates would round to 1/8 px
+        moves = [RandomAffine(config.rotation, config.zoom, config.shift, seed=seed, dtype="float32")]
+    else:
+        moves = [
             # RandomRotation takes a fraction of a full turn
             layers.RandomRotation(config.rotation / 360.0, fill_mode="constant", seed=seed),
             layers.RandomZoom(config.zoom, fill_mode="constant", seed=seed + 1),
             layers.RandomTranslation(config.shift, config.shift, fill_mode="constant", seed=seed + 2),
-        ],
-        name="augmentation",
-    )
+        ]
+    stack = keras.Sequential(elastic + moves, name="augmentation")
     if keras.backend.backend() == "jax":
         # Keras marks these layers unfit for jit, and one such layer turns jit off for the whole model:
         # on an H100 each step then ran op by op, 0.6 s per batch of 64. Their JAX ops (map_coordinates under

@@ -51,6 +51,7 @@ class Config:
     rotation: float = 10.0  # augmentation: largest rotation, degrees
     zoom: float = 0.1  # augmentation: largest zoom, fraction
     shift: float = 0.1  # augmentation: largest shift, fraction of the side
+    affine: str = "layers"  # augmentation: layers (Keras's rotation, zoom, shift: three resamplings) or once (one)
     elastic: float = 0.0  # augmentation: elastic distortion, pixels per unit of smoothed noise (Simard: 34; 0 = off)
     deskew: bool = False  # shear each digit upright by its pixel moments, in training and prediction alike
     augment_in: str = "auto"  # where augmentation runs: auto (= model), model, or map (a tf.data map; TensorFlow only)
@@ -153,6 +154,7 @@ CHOICES = {
     "optimizer": ("adam", "rmsprop"),
     "schedule": ("exponential", "cosine", "plateau"),
     "augment_in": ("auto", "model", "map"),
+    "affine": ("layers", "once"),
     "precision": ("auto", "float32", "mixed_bfloat16", "mixed_float16"),
     "tta": (0, 4, 8),
 }

@@ -81,3 +81,34 @@ def test_deskew_leaves_upright_and_blank_digits_alone():
     out = np.asarray(augment.Deskew()(images))
     assert np.allclose(out[0], images[0], atol=1e-5)
     assert np.all(out[1] == 0.0)  # no slant from no ink: no NaN from the empty moments
+
+
+def centre_of_mass(images):
+    """(row, column) of each image's ink."""
+    ink = images[..., 0]
+    mass = ink.sum(axis=(1, 2))
+    return np.stack([(ink.sum(axis=2) * np.arange(28)).sum(axis=1) / mass,
+                     (ink.sum(axis=1) * np.arange(28)).sum(axis=1) / mass], axis=1)
+
+
+def test_affine_turns_and_zooms_about_the_centre_and_shifts_up_to_its_limit():
+    images = np.repeat(digit(), 8, axis=0)  # 32 centred bars
+    turned = np.asarray(augment.RandomAffine(10.0, 0.1, 0.0, seed=1)(images, training=True))
+    assert np.abs(centre_of_mass(turned) - 13.5).max() < 0.1
+    assert not np.allclose(turned[0], turned[1])  # each image draws its own transform
+    moved = np.asarray(augment.RandomAffine(0.0, 0.0, 0.1, seed=1)(images, training=True))
+    offsets = centre_of_mass(moved) - 13.5
+    assert np.abs(offsets).max() <= 2.8 + 0.05 and np.abs(offsets).max() > 1.0
+    assert abs(moved.sum() / images.sum() - 1) < 0.01  # a move keeps the ink of a digit inside the frame
+    assert np.array_equal(np.asarray(augment.RandomAffine(10.0, 0.1, 0.1)(images, training=False)), images)
+
+
+def test_one_resampling_keeps_strokes_sharper_than_three_layers():
+    images = np.zeros((32, 28, 28, 1), np.float32)
+    images[:, 6:22, 13:15] = 1.0  # a thin stroke: blurring shows most there (seeds 1-6: 1.13-1.22x)
+
+    def sharpness(affine):  # the sum of squared pixels: blurring spreads ink thin and lowers it
+        layer = augment.augmentation(Config(affine=affine), seed=1)
+        return float((np.asarray(layer(images, training=True)) ** 2).sum())
+    assert len(augment.augmentation(Config(affine="once")).layers) == 1
+    assert sharpness("once") > 1.08 * sharpness("layers")

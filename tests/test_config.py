@@ -31,6 +31,7 @@ def test_every_field_has_help_from_its_comment():
     ({"tta": 3}, "tta=3 is not one of 0, 4, 8"),
     ({"dropout_scale": 2.0}, r"dropout_scale=2.0 must be in \[0, 2\)"),
     ({"width": 0.0}, "width=0.0 must be positive"),
+    ({"affine": "twice"}, "affine='twice' is not one of layers, once"),
     ({"elastic": -1.0}, "elastic=-1.0 must be 0 \\(off\\) or a positive strength"),
 ])
 def test_bad_values_name_field_and_fix(override, message):
