@@ -31,10 +31,11 @@ def test_one_fit_step_learns_and_records_history(sample_frames):
 
 
 @pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="the map is a tf.data pipeline")
-def test_map_pipeline_augments_whole_batches():
+@pytest.mark.parametrize("affine", ["layers", "once"])
+def test_map_pipeline_augments_whole_batches(affine):
     images = np.zeros((40, 28, 28, 1), np.float32)
     images[:, 6:22, 12:16] = 1.0  # every image the same bar, so shuffling cannot hide a change
-    config = dataclasses.replace(TINY, elastic=16.0, augment_in="map")
+    config = dataclasses.replace(TINY, elastic=16.0, augment_in="map", affine=affine)
     batches = [(x.numpy(), y.numpy()) for x, y in train.augmented_batches(images, np.arange(40) % 10, config, 3)]
     assert [len(x) for x, _ in batches] == [16, 16, 8] and all(len(y) == len(x) for x, y in batches)
     assert not np.allclose(batches[0][0], images[:16])
