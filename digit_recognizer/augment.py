@@ -50,6 +50,14 @@ class RandomElastic(layers.Layer):
         return ops.cast(ops.expand_dims(moved, -1), dtype)
 
 
+def sample_affine(images, a0, a1, a2, b0, b1, b2):
+    """Output pixel (x, y) of each image, x being the column, reads its input at (a0 x + a1 y + a2, b0 x + b1 y + b2),
+    bilinearly, blank outside the frame; each coefficient holds one value per image."""
+    zeros = ops.zeros_like(a2)  # the last row of a projective transform: affine, so no perspective
+    transform = ops.stack([a0, a1, a2, b0, b1, b2, zeros, zeros], axis=1)
+    return ops.image.affine_transform(images, transform, interpolation="bilinear", fill_mode="constant")
+
+
 class RandomAffine(layers.Layer):
     """Rotation, zoom (each axis its own factor) and shift as one affine transform, sampled bilinearly once: what
     the tutorial's ImageDataGenerator did. Keras's RandomRotation, RandomZoom and RandomTranslation each resample,
@@ -76,9 +84,7 @@ class RandomAffine(layers.Layer):
         centre_x, centre_y = (width - 1) / 2, (height - 1) / 2
         a2 = centre_x - a0 * centre_x - a1 * centre_y + shift_x
         b2 = centre_y - b0 * centre_x - b1 * centre_y + shift_y
-        zeros = ops.zeros_like(angle)
-        transform = ops.stack([a0, a1, a2, b0, b1, b2, zeros, zeros], axis=1)
-        return ops.image.affine_transform(images, transform, interpolation="bilinear", fill_mode="constant")
+        return sample_affine(images, a0, a1, a2, b0, b1, b2)
 
 
 class Deskew(layers.Layer):
@@ -102,8 +108,7 @@ class Deskew(layers.Layer):
         slant = ops.clip(average(row_offset * column_offset) / (average(row_offset**2) + 1e-6), -1.0, 1.0)
         zeros, ones = ops.zeros_like(slant), ops.ones_like(slant)
         # output (x, y) reads input (x + slant * (y - row_centre), y): x is the column, y the row
-        transform = ops.stack([ones, slant, -slant * row_centre, zeros, ones, zeros, zeros, zeros], axis=1)
-        return ops.image.affine_transform(images, transform, interpolation="bilinear", fill_mode="constant")
+        return sample_affine(images, ones, slant, -slant * row_centre, zeros, ones, zeros)
 
 
 def augmentation(config, seed=None) -> keras.Sequential:
