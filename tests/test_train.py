@@ -209,13 +209,14 @@ def other_backend():
 
 
 @pytest.mark.skipif(other_backend() is None, reason="neither jax nor torch is installed")
-def test_trains_one_step_under_a_second_backend():
+@pytest.mark.parametrize("affine", ["layers", "once"])
+def test_trains_one_step_under_a_second_backend(affine):
     script = (
         "import numpy as np, keras\n"
         "from digit_recognizer import train\n"
         "from digit_recognizer.config import Config\n"
         "x = np.random.rand(32, 28, 28, 1).astype('float32'); y = np.arange(32) % 10\n"
-        "config = Config(epochs=1, batch_size=16, verbose=0, precision='float32', elastic=16.0)\n"
+        f"config = Config(epochs=1, batch_size=16, verbose=0, precision='float32', elastic=16.0, affine='{affine}')\n"
         "net, h = train.fit_member(config, x, y)\n"
         "assert keras.backend.backend() != 'tensorflow' and np.isfinite(h['loss'][0])\n"
         # the augmentation layers (elastic included) must not switch jit off: eager steps ran 200x slower on a GPU
