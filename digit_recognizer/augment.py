@@ -13,7 +13,15 @@ import numpy as np
 from keras import layers, ops
 
 
-class RandomElastic(layers.Layer):
+class Resampling(layers.Layer):
+    """A layer that moves pixels to computed coordinates. It runs in float32 unless given another dtype, whatever
+    the model's precision: in bfloat16 a coordinate near 20 rounds to 1/8 pixel."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**{"dtype": "float32", **kwargs})
+
+
+class RandomElastic(Resampling):
     """Moves each pixel by a random field: uniform noise in [-1, 1] per pixel and axis, smoothed by a Gaussian
     of width `sigma` pixels, times `alpha`. Samples bilinearly, blank outside the image. Keras ops only."""
 
@@ -29,7 +37,6 @@ class RandomElastic(layers.Layer):
     def call(self, images, training=None):
         if not training or self.alpha == 0:
             return images
-        dtype, images = images.dtype, ops.cast(images, "float32")  # bfloat16 coordinates would round to 1/8 px
         batch, height, width = ops.shape(images)[0], images.shape[1], images.shape[2]
         noise = keras.random.uniform((batch, height, width, 2), -1.0, 1.0, seed=self.seed_generator)
         field = ops.depthwise_conv(noise, self.column, padding="same")
@@ -47,7 +54,7 @@ class RandomElastic(layers.Layer):
                 index = ops.clip(corner_y, 0, height - 1) * width + ops.clip(corner_x, 0, width - 1)
                 pixels = ops.take_along_axis(flat, ops.reshape(ops.cast(index, "int32"), (batch, -1)), axis=1)
                 moved = moved + ops.where(inside, weight, 0.0) * ops.reshape(pixels, (batch, height, width))
-        return ops.cast(ops.expand_dims(moved, -1), dtype)
+        return ops.expand_dims(moved, -1)
 
 
 def sample_affine(images, a0, a1, a2, b0, b1, b2):
@@ -58,7 +65,7 @@ def sample_affine(images, a0, a1, a2, b0, b1, b2):
     return ops.image.affine_transform(images, transform, interpolation="bilinear", fill_mode="constant")
 
 
-class RandomAffine(layers.Layer):
+class RandomAffine(Resampling):
     """Rotation, zoom (each axis its own factor) and shift as one affine transform, sampled bilinearly once: what
     the tutorial's ImageDataGenerator did. Keras's RandomRotation, RandomZoom and RandomTranslation each resample,
     and three bilinear passes blur: over 2,000 training digits they cut the sum of squared pixels by 20% and the
@@ -87,7 +94,7 @@ class RandomAffine(layers.Layer):
         return sample_affine(images, a0, a1, a2, b0, b1, b2)
 
 
-class Deskew(layers.Layer):
+class Deskew(Resampling):
     """Shears each digit upright: the slant is the pixels' row-column covariance over their row variance, and
     every row slides sideways by slant x its distance from the digit's centre of mass, so the centre stays put
     (the TTA and augmentation shifts survive). The classic MNIST "deskewing" (LeCun et al.'s table), here in
@@ -117,8 +124,7 @@ def augmentation(config, seed=None) -> keras.Sequential:
     seed = config.seed if seed is None else seed
     elastic = [RandomElastic(config.elastic, seed=seed + 3)] if config.elastic else []
     if config.affine == "once":
-        # float32: bfloat16 sampling coordinates would round to 1/8 px
-        moves = [RandomAffine(config.rotation, config.zoom, config.shift, seed=seed, dtype="float32")]
+        moves = [RandomAffine(config.rotation, config.zoom, config.shift, seed=seed)]
     else:
         moves = [
             # RandomRotation takes a fraction of a full turn

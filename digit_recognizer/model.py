@@ -81,8 +81,7 @@ def build_model(config, augmentation=None) -> keras.Model:
     """The family named by `config.model`; with `config.deskew` the digits are sheared upright first, then
     `augmentation` (a layer) runs, in training only."""
     inputs = keras.Input(shape=(28, 28, 1), name="image")
-    # float32: the slant and the sampling coordinates would round in bfloat16
-    x = augment.Deskew(dtype="float32", name="deskew")(inputs) if config.deskew else inputs
+    x = augment.Deskew(name="deskew")(inputs) if config.deskew else inputs
     x = augmentation(x) if augmentation is not None else x
     x = BODIES[config.model](x, config.dropout_scale, config.width)
     # float32 softmax: under mixed precision a bfloat16/float16 softmax rounds confident outputs to 1.0

@@ -40,6 +40,18 @@ def test_elastic_bends_strokes_and_keeps_ink():
     assert np.allclose(np.asarray(augment.RandomElastic(1e-6)(images, training=True)), images, atol=1e-4)
 
 
+def test_resampling_layers_stay_float32_under_bfloat16():
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        layers = [augment.RandomElastic(8.0, seed=1), augment.RandomAffine(10.0, 0.1, 0.1, seed=1), augment.Deskew()]
+        for layer in layers:
+            out = layer(digit(), training=True)
+            assert layer.compute_dtype == "float32" and keras.backend.standardize_dtype(out.dtype) == "float32", layer
+        assert augment.Resampling(dtype="bfloat16").compute_dtype == "bfloat16"  # still overridable
+    finally:
+        keras.config.set_dtype_policy("float32")
+
+
 def test_elastic_alone_counts_as_augmentation():
     assert augment.where(Config(rotation=0.0, zoom=0.0, shift=0.0, elastic=34.0)) == "model"
     stack = augment.augmentation(Config(elastic=34.0))
