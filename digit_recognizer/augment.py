@@ -17,8 +17,13 @@ class Resampling(layers.Layer):
     """A layer that moves pixels to computed coordinates. It runs in float32 unless given another dtype, whatever
     the model's precision: in bfloat16 a coordinate near 20 rounds to 1/8 pixel."""
 
+    # False where the layer samples with ops.image.affine_transform: TensorFlow's XLA has no kernel for its
+    # ImageProjectiveTransformV3, and Keras turns jit on by itself on one GPU, so the first step would fail there
+    tensorflow_xla = True
+
     def __init__(self, **kwargs):
         super().__init__(**{"dtype": "float32", **kwargs})
+        self.supports_jit = self.tensorflow_xla or keras.backend.backend() != "tensorflow"
 
 
 class RandomElastic(Resampling):
@@ -71,6 +76,8 @@ class RandomAffine(Resampling):
     and three bilinear passes blur: over 2,000 training digits they cut the sum of squared pixels by 20% and the
     share of pixels above 0.9 from 8.8% to 3.4%, where the test digits the model must read stay sharp."""
 
+    tensorflow_xla = False
+
     def __init__(self, rotation, zoom, shift, seed=None, **kwargs):
         super().__init__(**kwargs)
         self.rotation, self.zoom, self.shift = np.deg2rad(rotation), zoom, shift
@@ -99,6 +106,8 @@ class Deskew(Resampling):
     every row slides sideways by slant x its distance from the digit's centre of mass, so the centre stays put
     (the TTA and augmentation shifts survive). The classic MNIST "deskewing" (LeCun et al.'s table), here in
     training and prediction alike, as a different view of the digits for ensemble members. Keras ops only."""
+
+    tensorflow_xla = False
 
     def call(self, images):
         height, width = images.shape[1], images.shape[2]

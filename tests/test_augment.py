@@ -52,6 +52,19 @@ def test_resampling_layers_stay_float32_under_bfloat16():
         keras.config.set_dtype_policy("float32")
 
 
+def test_resampling_layers_that_claim_xla_compile_under_it():
+    """Keras turns jit on by itself on one GPU when every layer claims it can; a false claim fails the first step."""
+    import tensorflow as tf
+    for layer in [augment.RandomElastic(8.0, seed=1), augment.RandomAffine(10.0, 0.1, 0.1, seed=1), augment.Deskew()]:
+        step = tf.function(lambda images: layer(images, training=True), jit_compile=True)
+        try:
+            compiled = step(digit()).shape == digit().shape
+        except tf.errors.InvalidArgumentError as error:
+            assert "ImageProjectiveTransform" in str(error)  # the op the marking is for, not some other failure
+            compiled = False
+        assert compiled == layer.supports_jit, layer
+
+
 def test_elastic_alone_counts_as_augmentation():
     assert augment.where(Config(rotation=0.0, zoom=0.0, shift=0.0, elastic=34.0)) == "model"
     stack = augment.augmentation(Config(elastic=34.0))
