@@ -146,7 +146,8 @@ def run_script(script: str, **env):
     assert done.stdout.startswith("ok")
 
 
-def test_trains_on_two_mirrored_devices():
+@pytest.mark.parametrize("affine", ["layers", "once"])
+def test_trains_on_two_mirrored_devices(affine):
     """Kaggle's two T4s, played by two logical CPUs: the model built under MirroredStrategy, fit, TTA predict."""
     script = (
         "import numpy as np, tensorflow as tf\n"
@@ -158,7 +159,8 @@ def test_trains_on_two_mirrored_devices():
         "from digit_recognizer.config import Config\n"
         "train.gpu_count = lambda: 2\n"
         "x = np.random.default_rng(0).random((64, 28, 28, 1), np.float32); y = np.arange(64) % 10\n"
-        "net, h = train.fit_member(Config(epochs=2, batch_size=16, verbose=0, deterministic=False), x, y)\n"
+        f"config = Config(epochs=2, batch_size=16, verbose=0, deterministic=False, affine='{affine}')\n"
+        "net, h = train.fit_member(config, x, y)\n"
         "assert net.distribute_strategy.num_replicas_in_sync == 2, net.distribute_strategy\n"
         "assert net.dtype_policy.name == 'float32' and np.isfinite(h['loss']).all(), (net.dtype_policy, h)\n"
         "assert train.predict(net, x[:8], tta=4).shape == (8, 10)\n"
