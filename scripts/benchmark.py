@@ -113,9 +113,11 @@ def check_fold(path, settings, held) -> None:
     import dataclasses
     from digit_recognizer.config import Config
     saved, defaults = np.load(path), dataclasses.asdict(Config())
-    same = {**defaults, **json.loads(str(saved["settings"]))} == {**defaults, **json.loads(settings)}
-    if not (np.array_equal(saved["rows"], held) and same):
-        raise ValueError(f"{path} was trained with other settings or folds; give another --out or delete it")
+    then, now = {**defaults, **json.loads(str(saved["settings"]))}, {**defaults, **json.loads(settings)}
+    changed = ", ".join(f"{name} {then[name]} (now {now[name]})" for name in now if then.get(name) != now[name])
+    if not (np.array_equal(saved["rows"], held) and not changed):
+        raise ValueError(f"{path} was trained with other settings or folds ({changed or 'other rows'}); add "
+                         "--set FIELD=VALUE to match it, give another --out or delete it")
 
 
 def bench_oof(args) -> dict | None:

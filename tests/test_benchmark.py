@@ -149,6 +149,6 @@ def test_a_fold_saved_before_a_config_field_came_in_counts_it_as_its_default(tmp
     del older["deskew"]  # the field did not exist when the fold was saved: that code ran without deskewing
     np.savez(tmp_path / "fold-1.npz", rows=held, settings=json.dumps(older))
     benchmark.check_fold(tmp_path / "fold-1.npz", json.dumps(dataclasses.asdict(Config(epochs=15))), held)
-    with pytest.raises(ValueError, match="other settings or folds"):
+    with pytest.raises(ValueError, match=r"other settings or folds \(deskew False \(now True\)\)"):
         benchmark.check_fold(tmp_path / "fold-1.npz", json.dumps(dataclasses.asdict(Config(epochs=15, deskew=True))),
                              held)
