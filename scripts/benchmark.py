@@ -114,7 +114,9 @@ def check_fold(path, settings, held) -> None:
     from digit_recognizer.config import Config
     saved, defaults = np.load(path), dataclasses.asdict(Config())
     then, now = {**defaults, **json.loads(str(saved["settings"]))}, {**defaults, **json.loads(settings)}
-    changed = ", ".join(f"{name} {then[name]} (now {now[name]})" for name in now if then.get(name) != now[name])
+    # over both sides' fields: one saved by a field since removed still differs, as it did when compared whole
+    changed = ", ".join(f"{name} {then.get(name)} (now {now.get(name)})" for name in sorted(then.keys() | now.keys())
+                        if then.get(name) != now.get(name))
     if not (np.array_equal(saved["rows"], held) and not changed):
         raise ValueError(f"{path} was trained with other settings or folds ({changed or 'other rows'}); add "
                          "--set FIELD=VALUE to match it, give another --out or delete it")
