@@ -40,11 +40,14 @@ def test_elastic_bends_strokes_and_keeps_ink():
     assert np.allclose(np.asarray(augment.RandomElastic(1e-6)(images, training=True)), images, atol=1e-4)
 
 
+def resampling_layers():
+    return [augment.RandomElastic(8.0, seed=1), augment.RandomAffine(10.0, 0.1, 0.1, seed=1), augment.Deskew()]
+
+
 def test_resampling_layers_stay_float32_under_bfloat16():
     keras.config.set_dtype_policy("mixed_bfloat16")
     try:
-        layers = [augment.RandomElastic(8.0, seed=1), augment.RandomAffine(10.0, 0.1, 0.1, seed=1), augment.Deskew()]
-        for layer in layers:
+        for layer in resampling_layers():
             out = layer(digit(), training=True)
             assert layer.compute_dtype == "float32" and keras.backend.standardize_dtype(out.dtype) == "float32", layer
         assert augment.Resampling(dtype="bfloat16").compute_dtype == "bfloat16"  # still overridable
@@ -55,7 +58,7 @@ def test_resampling_layers_stay_float32_under_bfloat16():
 def test_resampling_layers_that_claim_xla_compile_under_it():
     """Keras turns jit on by itself on one GPU when every layer claims it can; a false claim fails the first step."""
     import tensorflow as tf
-    for layer in [augment.RandomElastic(8.0, seed=1), augment.RandomAffine(10.0, 0.1, 0.1, seed=1), augment.Deskew()]:
+    for layer in resampling_layers():
         step = tf.function(lambda images: layer(images, training=True), jit_compile=True)
         try:
             compiled = step(digit()).shape == digit().shape
