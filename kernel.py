@@ -32,7 +32,7 @@ def main(argv=None) -> int:
         from digit_recognizer import data, pipeline
 
         pipeline.run(config, data.find_data(args.data_dir), out, plots=not args.no_plots)
-    except ValueError as error:
+    except (ValueError, OSError) as error:  # OSError: a disk that fills up while the files are written
         print(f"error: {error}", file=sys.stderr)
         return 2
     return 0

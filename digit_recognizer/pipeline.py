@@ -40,6 +40,7 @@ def write_holdout_predictions(out_dir, config, result, rows, labels) -> pathlib.
 def run(config, source: data.Source, out_dir, log=print, plots=True) -> dict:
     """Trains and writes `out_dir/submission.csv`, summary.json and (with `plots`) the pictures of the run."""
     started = time.perf_counter()
+    out_dir = submit.writable_folder(out_dir)
     log(f"config: {json.dumps(dataclasses.asdict(config))}")
     log(f"data: {source.describe()}")
     train_frame, test_frame = data.load(source)
@@ -59,7 +60,7 @@ def run(config, source: data.Source, out_dir, log=print, plots=True) -> dict:
     result = train.train_with_pseudo_labels(config, images[kept], labels[kept], test_images, holdout, log=log)
 
     frame = submit.make_submission(result.test_probabilities)
-    path = submit.write_submission(frame, pathlib.Path(out_dir) / "submission.csv", len(test_images))
+    path = submit.write_submission(frame, out_dir / "submission.csv", len(test_images))
     summary = {
         "config": dataclasses.asdict(config),
         "data_source": source.describe(),
@@ -88,7 +89,7 @@ def run(config, source: data.Source, out_dir, log=print, plots=True) -> dict:
         pictures = report.write_plots(out_dir, counts, result, holdout)
         summary["plots"] = [p.name for p in pictures]
         log(f"plots: {', '.join(summary['plots'])} ({time.perf_counter() - drawn:.1f} s)")
-    submit.write_atomic(pathlib.Path(out_dir) / "summary.json",
+    submit.write_atomic(out_dir / "summary.json",
                         lambda temporary: pathlib.Path(temporary).write_text(json.dumps(summary, indent=1)))
     accuracy = "n/a (no hold-out)" if result.ensemble_accuracy is None else f"{result.ensemble_accuracy:.5f}"
     log(f"hold-out accuracy: {accuracy}; members {[round(a, 5) for a in result.member_accuracy]}")

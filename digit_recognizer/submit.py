@@ -32,6 +32,19 @@ def validate_submission(frame: pd.DataFrame, test_rows: int, name: str = "submis
         raise ValueError(f"{name}: line {row + 2}, column Label: {frame['Label'].iloc[row]} is not a digit 0-9")
 
 
+def writable_folder(folder) -> pathlib.Path:
+    """Makes `folder` and writes a file there before anything trains: a bad --out fails in a second, not after
+    the hour of training whose submission it was to hold."""
+    folder = pathlib.Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=folder).close()
+    except OSError as error:
+        raise ValueError(f"{folder}: cannot write there ({error.strerror or error}); "
+                         "give a folder you can write to with --out") from None
+    return folder
+
+
 def write_atomic(path, write) -> pathlib.Path:
     """Calls write(temporary path), then renames it over `path`: a crash leaves the old file whole."""
     path = pathlib.Path(path)

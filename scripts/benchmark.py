@@ -85,7 +85,10 @@ def bench_recipe(args) -> dict:
     from digit_recognizer import data, pipeline
     config, overrides = recipe_config(args)
     out = pathlib.Path(args.out) if args.out else ROOT / "output" / f"benchmark-{args.preset}"
-    summary = pipeline.run(config, data.find_data(args.data_dir), out)
+    try:
+        summary = pipeline.run(config, data.find_data(args.data_dir), out)
+    except (OSError, ValueError) as error:
+        sys.exit(f"error: {error}")
     return {"benchmark": "recipe", "recipe": args.preset, "overrides": overrides, **{k: summary[k] for k in (
         "member_holdout_accuracy", "ensemble_holdout_accuracy", "seconds", "images_per_second",
         "peak_memory_mb", "device", "precision")}, "members": config.members, "epochs": config.epochs,
@@ -135,6 +138,7 @@ def bench_oof(args) -> dict | None:
     out = pathlib.Path(args.out) if args.out else ROOT / "output" / f"oof-{args.preset}"
     paths = [out / f"fold-{fold}.npz" for fold in range(1, args.folds + 1)]
     try:
+        submit.writable_folder(out)
         train_frame, test_frame = data.load(data.find_data(args.data_dir))
         train_frame = train_frame.iloc[: config.limit or None]
         labels = train_frame["label"].to_numpy(np.int64)

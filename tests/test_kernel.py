@@ -74,3 +74,11 @@ def test_missing_test_file_and_bad_flag_value(tmp_path):
     assert done.returncode == 2 and "no test.csv" in done.stderr
     done = kernel("--model", "resnet", "--data-dir", str(tmp_path))
     assert done.returncode == 2 and "model='resnet' is not one of seed, bn, deep" in done.stderr
+
+
+def test_an_out_folder_that_cannot_be_made_fails_before_training(competition_dir, tmp_path):
+    (tmp_path / "file").write_text("not a folder")
+    done = kernel(*TINY_RUN, "--data-dir", str(competition_dir), "--out", str(tmp_path / "file" / "out"))
+    assert done.returncode == 2 and done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+    assert "cannot write there" in done.stderr and "--out" in done.stderr
+    assert "member 1" not in done.stdout  # refused before the first member trained

@@ -41,3 +41,11 @@ def test_write_is_atomic(tmp_path):
     with pytest.raises(ValueError):
         submit.write_submission(good, path, test_rows=4)
     assert path.read_bytes() == before
+
+
+def test_writable_folder_is_made_or_refused_by_name(tmp_path):
+    assert submit.writable_folder(tmp_path / "a" / "b").is_dir()
+    assert os.listdir(tmp_path / "a" / "b") == []  # its probe file is gone
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ValueError, match=r"file/out: cannot write there .*--out"):
+        submit.writable_folder(tmp_path / "file" / "out")
