@@ -32,7 +32,7 @@ def validate_submission(frame: pd.DataFrame, test_rows: int, name: str = "submis
         raise ValueError(f"{name}: line {row + 2}, column Label: {frame['Label'].iloc[row]} is not a digit 0-9")
 
 
-def writable_folder(folder) -> pathlib.Path:
+def writable_folder(folder, flag="--out") -> pathlib.Path:
     """Makes `folder` and writes a file there before anything trains: a bad --out fails in a second, not after
     the hour of training whose submission it was to hold."""
     folder = pathlib.Path(folder)
@@ -41,7 +41,7 @@ def writable_folder(folder) -> pathlib.Path:
         tempfile.TemporaryFile(dir=folder).close()
     except OSError as error:
         raise ValueError(f"{folder}: cannot write there ({error.strerror or error}); "
-                         "give a folder you can write to with --out") from None
+                         f"give a folder you can write to with {flag}") from None
     return folder
 
 

@@ -233,6 +233,12 @@ class Road:
         print(f"recorded in {self.runs / 'ledger.jsonl'}")
 
     def run(self):
+        from digit_recognizer import submit
+        if not self.options.dry_run:  # checked before the push: a bad --runs-dir must not cost a Kaggle run
+            try:
+                submit.writable_folder(self.runs, "--runs-dir")
+            except ValueError as error:
+                raise LoopError(str(error)) from None
         stamp = self.push()
         message = f"commit {stamp['commit']} bundle {stamp['bundle_hash']}"
         if self.options.dry_run:
