@@ -8,6 +8,7 @@
   python scripts/benchmark.py road       --data-dir ../shared/digit-recognizer   # bundle, then push.py through the stand-in
   python scripts/benchmark.py pool output/a/holdout_predictions.npz output/b/holdout_predictions.npz   # no training
   python scripts/benchmark.py pool benchmarks/oof-a benchmarks/oof-b   # oof folders: the folds both have saved
+  python scripts/benchmark.py compare benchmarks/oof-a vs benchmarks/oof-b:1   # image by image; :1 = member 1
 
 `throughput` and `race` run the tutorial's own pipeline beside ours (scripts/versus_tutorial.py; they need
 `pip install -e ".[bench]"`). Every command appends its row to benchmarks/results.jsonl and prints it.
@@ -31,7 +32,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from pooling import draw_pooled_errors, joined_folds, load_pool, pool  # noqa: E402 (needs the path above)
+from pooling import compare, draw_pooled_errors, joined_folds, load_pool, pool  # noqa: E402 (needs the path above)
 
 
 def record(row: dict, results: pathlib.Path) -> dict:
@@ -202,6 +203,19 @@ def bench_pool(args) -> dict:
         sys.exit(f"error: {error}")
 
 
+def bench_compare(args) -> dict:
+    """Two ensembles on the same rows, `A ... vs B ...`: which images each misses, and whether the difference is
+    more than chance (pooling.compare)."""
+    if args.npz.count("vs") != 1 or args.npz[0] == "vs" or args.npz[-1] == "vs":
+        sys.exit("error: compare needs two sides, e.g. `compare benchmarks/oof-a vs benchmarks/oof-b:1` (a run's "
+                 "npz or oof folder, :K,L for some of its members)")
+    cut = args.npz.index("vs")
+    try:
+        return compare(args.npz[:cut], args.npz[cut + 1:])
+    except (OSError, KeyError, ValueError) as error:
+        sys.exit(f"error: {error}")
+
+
 def bench_road(args) -> dict:
     """Bundling time and size, then `push.py run --fast` through the stand-in of Kaggle's API, start to score."""
     import tempfile
@@ -229,9 +243,10 @@ def bench_road(args) -> dict:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=["fast", "throughput", "race", "recipe", "oof", "road", "pool"])
+    parser.add_argument("what", choices=["fast", "throughput", "race", "recipe", "oof", "road", "pool", "compare"])
     parser.add_argument("npz", nargs="*", help="pool: holdout_predictions.npz files of runs with the same hold-out, "
-                        "or oof --out folders (the folds saved in all of them)")
+                        "or oof --out folders (the folds saved in all of them); compare: the same, as A ... vs B ..., "
+                        "each optionally PATH:K,L for members K and L of that run")
     parser.add_argument("--data-dir", help="competition folder (default: found as kernel.py finds it)")
     parser.add_argument("--repeat", type=int, default=3, help="fast, throughput: runs to take the median of")
     parser.add_argument("--rows", type=int, default=8600, help="throughput: training rows per epoch")
@@ -254,7 +269,8 @@ def main():
     args = parser.parse_args()
     import versus_tutorial
     bench = {"fast": bench_fast, "throughput": versus_tutorial.bench_throughput, "race": versus_tutorial.bench_race,
-             "recipe": bench_recipe, "oof": bench_oof, "road": bench_road, "pool": bench_pool}[args.what]
+             "recipe": bench_recipe, "oof": bench_oof, "road": bench_road, "pool": bench_pool,
+             "compare": bench_compare}[args.what]
     row = bench(args)
     if row is not None:  # an oof run with folds still to train has no row yet
         record(row, pathlib.Path(args.results))

@@ -1,8 +1,11 @@
 """Members saved by separate runs, pooled as one ensemble and scored, without training: `benchmark.py pool`
 reads holdout_predictions.npz files (runs with the same hold-out) and oof folders (their saved fold-K.npz), and
-`benchmark.py oof` scores its folds with the same code."""
+`benchmark.py oof` scores its folds with the same code; `benchmark.py compare` sets two such ensembles side by
+side, image by image."""
 
+import math
 import pathlib
+import re
 
 import numpy as np
 
@@ -62,6 +65,49 @@ def pool(pooled) -> dict:
             # members get right is not one that more members of the same kind will fix
             "ensemble_errors_share_right": sorted((round(float(share), 2) for share in
                                                    1 - wrong[:, ensemble_wrong].mean(axis=0)), reverse=True)}
+
+
+def split_choice(item: str):
+    """`PATH` -> (PATH, None): all of that run's members; `PATH:1,3` -> (PATH, [0, 2]): its members 1 and 3,
+    counted from 1 as the training logs count them."""
+    chosen = re.fullmatch(r"(.+):(\d+(?:,\d+)*)", str(item))
+    if not chosen:
+        return str(item), None
+    return chosen[1], [int(number) - 1 for number in chosen[2].split(",")]
+
+
+def sign_test(only_a: int, only_b: int) -> float:
+    """Two-sided exact binomial test on the images just one of two ensembles misses: how often a split at least
+    this uneven comes about when both are equally likely to miss each of them."""
+    total = only_a + only_b
+    if not total:
+        return 1.0
+    return min(1.0, 2 * sum(math.comb(total, k) for k in range(min(only_a, only_b) + 1)) / 2**total)
+
+
+def compare(side_a, side_b) -> dict:
+    """Two ensembles scored on the same rows, each a list of PATH or PATH:K,L items (a run, or some of its
+    members): the errors of each, the images only one of them misses, and the sign test on those. Out-of-fold
+    folders are read on the folds all of them have saved, so one still under way compares on its rows so far."""
+    sides = [[split_choice(item) for item in side] for side in (side_a, side_b)]
+    paths = list(dict.fromkeys(path for side in sides for path, _ in side))
+    pooled = load_pool(paths)
+    labels, scored = pooled["labels"], []
+    for side in sides:
+        chosen = []
+        for path, members in side:
+            in_run = np.flatnonzero(pooled["runs"] == paths.index(path))
+            if members and not all(0 <= member < len(in_run) for member in members):
+                raise ValueError(f"{path}: it holds members 1 to {len(in_run)}, not {[m + 1 for m in members]}")
+            chosen += list(in_run if members is None else in_run[members])
+        wrong = pooled["members"][chosen].mean(axis=0).argmax(axis=1) != labels
+        scored.append((wrong, len(chosen)))
+    (wrong_a, members_a), (wrong_b, members_b) = scored
+    only_a, only_b = int((wrong_a & ~wrong_b).sum()), int((~wrong_a & wrong_b).sum())
+    return {"benchmark": "compare", "rows": int(len(labels)),
+            "a": {"runs": list(map(str, side_a)), "members": members_a, "errors": int(wrong_a.sum())},
+            "b": {"runs": list(map(str, side_b)), "members": members_b, "errors": int(wrong_b.sum())},
+            "only_a_wrong": only_a, "only_b_wrong": only_b, "sign_test_p": round(sign_test(only_a, only_b), 4)}
 
 
 def draw_pooled_errors(pooled, data_dir, path):

@@ -89,6 +89,29 @@ def test_pool_counts_images_every_member_misses_and_draws_them(tmp_path, competi
     assert picture.read_bytes()[:4] == b"\x89PNG"
 
 
+def test_compare_counts_the_images_only_one_side_misses(tmp_path):
+    labels = np.arange(10)
+    misses_three = one_hot(np.r_[[1, 2, 3], labels[3:]], sure=0.6)  # wrong on rows 0-2, unsure
+    run = save(tmp_path / "a.npz", [misses_three, one_hot(labels)], ["bn", "bn"], labels)
+    row = pooling.compare([f"{run}:1"], [f"{run}:2"])
+    assert (row["a"]["errors"], row["b"]["errors"], row["a"]["members"]) == (3, 0, 1)
+    assert (row["only_a_wrong"], row["only_b_wrong"], row["sign_test_p"]) == (3, 0, 0.25)  # 2 x (1/2)^3
+    both = pooling.compare([run], [f"{run}:1,2"])  # the sure member outvotes the unsure one: no errors
+    assert (both["a"]["members"], both["a"]["errors"], both["b"]["errors"], both["sign_test_p"]) == (2, 0, 0, 1.0)
+    with pytest.raises(ValueError, match=r"a\.npz: it holds members 1 to 2, not \[3\]"):
+        pooling.compare([f"{run}:3"], [run])
+
+
+def test_sign_test_is_the_two_sided_exact_binomial():
+    assert pooling.sign_test(0, 9) == 2 / 2**9 and pooling.sign_test(9, 0) == 2 / 2**9
+    assert pooling.sign_test(5, 5) == 1.0 and pooling.sign_test(0, 0) == 1.0
+    assert abs(pooling.sign_test(30, 16) - 0.0541) < 1e-4  # a split the benchmarks README reports as p 0.05
+
+
+def test_compare_needs_two_sides():
+    with pytest.raises(SystemExit, match="compare needs two sides"):
+        benchmark.bench_compare(argparse.Namespace(npz=["a.npz", "b.npz"]))
+
 def oof_setup(tmp_path, sample_frames, monkeypatch):
     """60 train rows (six of each digit), 40 test rows, and training replaced by a stand-in whose member 1 reads
     every held row right and member 2, less sure, calls them all 0. Returns the labels, oof's args and a list
