@@ -112,6 +112,7 @@ def test_compare_needs_two_sides():
     with pytest.raises(SystemExit, match="compare needs two sides"):
         benchmark.bench_compare(argparse.Namespace(npz=["a.npz", "b.npz"]))
 
+
 def oof_setup(tmp_path, sample_frames, monkeypatch):
     """60 train rows (six of each digit), 40 test rows, and training replaced by a stand-in whose member 1 reads
     every held row right and member 2, less sure, calls them all 0. Returns the labels, oof's args and a list

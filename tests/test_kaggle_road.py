@@ -176,7 +176,6 @@ def test_dry_run_sends_nothing(tmp_path):
     assert done.returncode == 1 and done.stderr == "error: push: config: holdout=0.9 must be in [0, 0.5)\n"
 
 
-
 def test_a_runs_dir_that_cannot_be_written_stops_before_the_push(tmp_path):
     (tmp_path / "file").write_text("")
     env = {k: v for k, v in os.environ.items() if not k.startswith("KAGGLE_")}
@@ -185,6 +184,7 @@ def test_a_runs_dir_that_cannot_be_written_stops_before_the_push(tmp_path):
                           env=dict(env, HOME=str(tmp_path), HTTP_PROXY="http://127.0.0.1:9"))
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert done.stderr.startswith("error: ") and "cannot write there" in done.stderr and "--runs-dir" in done.stderr
+
 
 REAL = os.environ.get("KAGGLE_USERNAME") and os.environ.get("KAGGLE_KEY") and not os.environ.get(
     "KAGGLE_API_ENVIRONMENT")
