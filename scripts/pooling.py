@@ -42,6 +42,11 @@ def load_pool(paths) -> dict:
             "runs": np.concatenate([np.full(len(run["members"]), number) for number, run in enumerate(saved)])}
 
 
+def ensemble_misses(members, labels) -> np.ndarray:
+    """Which rows the average of `members` (members, rows, 10) reads wrong."""
+    return members.mean(axis=0).argmax(axis=1) != labels
+
+
 def pool(pooled) -> dict:
     """Each pooled member's hold-out accuracy, the ensemble of all, of each family alone and of each run alone,
     and the images every member misses."""
@@ -49,10 +54,10 @@ def pool(pooled) -> dict:
     runs = pooled.get("runs", np.zeros(len(members), int))  # which run (file or folder given) each member is from
 
     def scored(chosen):
-        right = members[chosen].mean(axis=0).argmax(axis=1) == labels
-        return {"accuracy": float(right.mean()), "errors": int((~right).sum()), "members": int(chosen.sum())}
+        missed = ensemble_misses(members[chosen], labels)
+        return {"accuracy": float(np.mean(~missed)), "errors": int(missed.sum()), "members": int(chosen.sum())}
     wrong = members.argmax(axis=2) != labels
-    ensemble_wrong = members.mean(axis=0).argmax(axis=1) != labels
+    ensemble_wrong = ensemble_misses(members, labels)
     return {"benchmark": "pool", "rows": int(len(labels)),
             "member_holdout_accuracy": [float(np.mean(~w)) for w in wrong], "families": families.tolist(),
             "ensemble": scored(np.ones(len(members), bool)),
@@ -100,7 +105,7 @@ def compare(side_a, side_b) -> dict:
             if members and not all(0 <= member < len(in_run) for member in members):
                 raise ValueError(f"{path}: it holds members 1 to {len(in_run)}, not {[m + 1 for m in members]}")
             chosen += list(in_run if members is None else in_run[members])
-        wrong = pooled["members"][chosen].mean(axis=0).argmax(axis=1) != labels
+        wrong = ensemble_misses(pooled["members"][chosen], labels)
         scored.append((wrong, len(chosen)))
     (wrong_a, members_a), (wrong_b, members_b) = scored
     only_a, only_b = int((wrong_a & ~wrong_b).sum()), int((~wrong_a & wrong_b).sum())
