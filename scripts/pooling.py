@@ -74,9 +74,10 @@ def pool(pooled) -> dict:
 
 def split_choice(item: str):
     """`PATH` -> (PATH, None): all of that run's members; `PATH:1,3` -> (PATH, [0, 2]): its members 1 and 3,
-    counted from 1 as the training logs count them."""
+    counted from 1 as the training logs count them. A file or folder that is there by the whole name is a PATH,
+    even when that name ends in `:digits`."""
     chosen = re.fullmatch(r"(.+):(\d+(?:,\d+)*)", str(item))
-    if not chosen:
+    if not chosen or pathlib.Path(item).exists():
         return str(item), None
     return chosen[1], [int(number) - 1 for number in chosen[2].split(",")]
 

@@ -102,6 +102,14 @@ def test_compare_counts_the_images_only_one_side_misses(tmp_path):
         pooling.compare([f"{run}:3"], [run])
 
 
+def test_compare_reads_a_path_that_ends_in_digits_as_a_path(tmp_path):
+    labels = np.arange(3)
+    run = save(tmp_path / "run:2", [one_hot(labels)], ["bn"], labels)  # np.savez adds .npz: name it exactly
+    run.with_suffix(".npz").rename(run)
+    assert pooling.split_choice(str(run)) == (str(run), None)
+    assert pooling.split_choice(f"{run}:1") == (str(run), [0])
+
+
 def test_sign_test_is_the_two_sided_exact_binomial():
     assert pooling.sign_test(0, 9) == 2 / 2**9 and pooling.sign_test(9, 0) == 2 / 2**9
     assert pooling.sign_test(5, 5) == 1.0 and pooling.sign_test(0, 0) == 1.0
