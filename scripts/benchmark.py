@@ -8,7 +8,7 @@
   python scripts/benchmark.py road       --data-dir ../shared/digit-recognizer   # bundle, then push.py through the stand-in
   python scripts/benchmark.py pool output/a/holdout_predictions.npz output/b/holdout_predictions.npz   # no training
   python scripts/benchmark.py pool benchmarks/oof-a benchmarks/oof-b   # oof folders: the folds both have saved
-  python scripts/benchmark.py compare benchmarks/oof-a vs benchmarks/oof-b:1   # image by image; :1 = member 1
+  python scripts/benchmark.py compare benchmarks/oof-a vs benchmarks/oof-b:1   # image by image, and fold by fold; :1 = member 1
 
 `throughput` and `race` run the tutorial's own pipeline beside ours (scripts/versus_tutorial.py; they need
 `pip install -e ".[bench]"`). Every command appends its row to benchmarks/results.jsonl and prints it.
@@ -161,11 +161,12 @@ def bench_oof(args) -> dict | None:
             continue
         print(f"fold {fold}/{args.folds}: {len(kept)} training rows, {len(held)} scored", flush=True)
         train_fold(config, settings, images, labels, test_images, kept, held, paths[fold - 1])
-    missing = [fold for fold, path in enumerate(paths, 1) if not path.exists()]
-    folds = [np.load(path) for path in paths if path.exists()]
+    done = [fold for fold, path in enumerate(paths, 1) if path.exists()]
+    missing = [fold for fold in range(1, args.folds + 1) if fold not in done]
+    folds = [np.load(paths[fold - 1]) for fold in done]
     if missing:
         if folds:  # a figure over the rows scored so far, printed, not recorded
-            so_far = pool(joined_folds(folds))
+            so_far = pool(joined_folds(folds, done))
             print(f"{len(folds)} of {len(paths)} folds saved, {so_far['rows']} rows: "
                   f"members {so_far['member_holdout_accuracy']}, ensemble {so_far['ensemble']}")
         print(f"folds {missing} not trained yet: the same command without --fold trains them and scores all")

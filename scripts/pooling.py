@@ -10,10 +10,12 @@ import re
 import numpy as np
 
 
-def joined_folds(folds) -> dict:
-    """Saved oof folds (loaded fold-K.npz) as one run whose hold-out is all their rows."""
+def joined_folds(folds, numbers) -> dict:
+    """Saved oof folds (loaded fold-K.npz, for K in `numbers`) as one run whose hold-out is all their rows; `fold`
+    says which fold scored each row."""
     return {"rows": np.concatenate([f["rows"] for f in folds]), "labels": np.concatenate([f["labels"] for f in folds]),
-            "families": folds[0]["families"], "members": np.concatenate([f["members"] for f in folds], axis=1)}
+            "families": folds[0]["families"], "members": np.concatenate([f["members"] for f in folds], axis=1),
+            "fold": np.concatenate([np.full(len(f["labels"]), number) for number, f in zip(numbers, folds)])}
 
 
 def load_pool(paths) -> dict:
@@ -26,9 +28,9 @@ def load_pool(paths) -> dict:
     common = set.intersection(*({p.name for p in folder.glob("fold-*.npz")} for folder in folders)) if folders else ()
     if folders and not common:
         raise ValueError(f"{', '.join(map(str, folders))}: no fold saved in every one of these oof folders")
-    names = sorted(common, key=lambda name: int(name[5:-4]))  # fold-10 after fold-9
-    saved = [joined_folds([np.load(path / name) for name in names]) if path in folders else np.load(path)
-             for path in paths]
+    numbers = sorted(int(name[5:-4]) for name in common)  # fold-10 after fold-9
+    saved = [joined_folds([np.load(path / f"fold-{k}.npz") for k in numbers], numbers) if path in folders
+             else np.load(path) for path in paths]
     rows, labels = saved[0].get("rows"), saved[0]["labels"]
     for path, run in zip(paths, saved):
         # files written before the rows were saved are checked by their labels alone
@@ -37,6 +39,8 @@ def load_pool(paths) -> dict:
             raise ValueError(f"{path}: its hold-out is not the one in {paths[0]}; pool runs made with the same "
                              "--holdout and --holdout-seed")
     return {"rows": rows, "labels": labels,
+            # which fold scored each row, when every path is an oof folder: they share their folds
+            "fold": saved[0]["fold"] if len(folders) == len(paths) else None,
             "members": np.concatenate([run["members"] for run in saved]).astype(np.float64),
             "families": np.concatenate([run["families"] for run in saved]),
             "runs": np.concatenate([np.full(len(run["members"]), number) for number, run in enumerate(saved)])}
@@ -110,10 +114,16 @@ def compare(side_a, side_b) -> dict:
         scored.append((wrong, len(chosen)))
     (wrong_a, members_a), (wrong_b, members_b) = scored
     only_a, only_b = int((wrong_a & ~wrong_b).sum()), int((~wrong_a & wrong_b).sum())
-    return {"benchmark": "compare", "rows": int(len(labels)),
-            "a": {"runs": list(map(str, side_a)), "members": members_a, "errors": int(wrong_a.sum())},
-            "b": {"runs": list(map(str, side_b)), "members": members_b, "errors": int(wrong_b.sum())},
-            "only_a_wrong": only_a, "only_b_wrong": only_b, "sign_test_p": round(sign_test(only_a, only_b), 4)}
+    row = {"benchmark": "compare", "rows": int(len(labels)),
+           "a": {"runs": list(map(str, side_a)), "members": members_a, "errors": int(wrong_a.sum())},
+           "b": {"runs": list(map(str, side_b)), "members": members_b, "errors": int(wrong_b.sum())},
+           "only_a_wrong": only_a, "only_b_wrong": only_b, "sign_test_p": round(sign_test(only_a, only_b), 4)}
+    if pooled["fold"] is not None:  # oof folders: is a gap spread over the folds, or one fold's doing?
+        folds = sorted(set(pooled["fold"].tolist()))
+        row["folds"] = folds
+        for side, wrong in (("a", wrong_a), ("b", wrong_b)):
+            row[side]["errors_each_fold"] = [int(wrong[pooled["fold"] == fold].sum()) for fold in folds]
+    return row
 
 
 def draw_pooled_errors(pooled, data_dir, path):

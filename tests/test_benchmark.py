@@ -102,6 +102,21 @@ def test_compare_counts_the_images_only_one_side_misses(tmp_path):
         pooling.compare([f"{run}:3"], [run])
 
 
+def test_compare_of_oof_folders_counts_each_sides_errors_fold_by_fold(tmp_path):
+    for folder, wrong_rows in (("a", [0, 1, 4]), ("b", [5])):  # fold K holds rows 2K - 2 and 2K - 1
+        (tmp_path / folder).mkdir()
+        for fold in (1, 3):  # fold 2 not saved yet: compared on folds 1 and 3
+            rows = np.array([2 * fold - 2, 2 * fold - 1])
+            read = np.where(np.isin(rows, wrong_rows), (rows + 1) % 10, rows % 10)
+            save(tmp_path / folder / f"fold-{fold}.npz", [one_hot(read)], ["bn"], rows % 10, rows=rows)
+    row = pooling.compare([tmp_path / "a"], [tmp_path / "b"])
+    assert row["folds"] == [1, 3] and row["rows"] == 4
+    assert (row["a"]["errors_each_fold"], row["b"]["errors_each_fold"]) == ([2, 1], [0, 1])
+    assert (row["only_a_wrong"], row["only_b_wrong"]) == (3, 1)
+    npz = save(tmp_path / "c.npz", [one_hot(np.arange(3))], ["bn"], np.arange(3))
+    assert "folds" not in pooling.compare([npz], [npz])  # one hold-out: no folds to count by
+
+
 def test_compare_reads_a_path_that_ends_in_digits_as_a_path(tmp_path):
     labels = np.arange(3)
     run = save(tmp_path / "run:2", [one_hot(labels)], ["bn"], labels)  # np.savez adds .npz: name it exactly
