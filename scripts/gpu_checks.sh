@@ -10,7 +10,8 @@
 #                                          # `benchmark.py recipe` (e.g. --members 2 for a shorter check)
 #
 # The H100 lent once trained a 15-epoch member in about a minute, so the preset should take 6-8 minutes: give
-# the command 540 s or more. Its figures go to benchmarks/README.md ("On a lent GPU") with the device's name.
+# the command 540 s or more. Its figures go to benchmarks/README.md ("On a lent GPU") with the device's name,
+# and its row (OUT/results.jsonl) to the end of benchmarks/results.jsonl.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,7 +19,8 @@ case "${1:-}" in
 prepare)
     keras_version=$(python3 -c "import keras; print(keras.__version__)")
     rm -rf .whl && mkdir -p .whl .data
-    # pure-Python wheels: the same files whatever the platform; the rest of Keras's needs are on those machines
+    # keras and namex are pure Python; optree is built for those machines' Python 3.12; the rest of Keras's
+    # needs (numpy, h5py, ml-dtypes, rich, absl-py) are installed there
     python3 -m pip download -q --no-deps --only-binary=:all: -d .whl "keras==$keras_version" namex
     python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
         --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d .whl optree
