@@ -5,7 +5,7 @@
 # as a copy, and the code runs under KERAS_BACKEND=jax. Time there is short (minutes), so everything is
 # prepared here and the run is one command.
 #
-#   scripts/gpu_checks.sh prepare          # here: .whl/ (keras and its pure-Python needs), .data/ (the replica)
+#   scripts/gpu_checks.sh prepare          # here: .whl/ (keras, namex, optree), .data/ (the replica)
 #   scripts/gpu_checks.sh run OUT [ARGS]   # there: log, results row and summary under OUT; ARGS go to
 #                                          # `benchmark.py recipe` (e.g. --members 2 for a shorter check)
 #
