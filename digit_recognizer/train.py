@@ -110,8 +110,8 @@ def learning_rate(config, steps_per_epoch: int):
     return keras.optimizers.schedules.ExponentialDecay(config.learning_rate, steps_per_epoch, config.decay)
 
 
-def make_optimizer(config, steps_per_epoch: int):
-    rate = learning_rate(config, steps_per_epoch)
+def make_optimizer(config, rate):
+    """Adam or the tutorial's RMSprop at `rate` (a float or a schedule: learning_rate)."""
     ema = {"use_ema": True, "ema_momentum": config.ema} if config.ema else {}
     if config.optimizer == "rmsprop":
         return keras.optimizers.RMSprop(learning_rate=rate, rho=0.9, epsilon=1e-8, **ema)
@@ -152,7 +152,8 @@ def fit_member(config, images, labels, validation=None, seed=None, device=None, 
     steps_per_epoch = -(-len(images) // config.batch_size)
     with all_gpus():
         net = models.build_model(config, augment.augmentation(config, seed) if where == "model" else None)
-        net.compile(optimizer=make_optimizer(config, steps_per_epoch), loss=loss_function(config),
+        rate = learning_rate(config, steps_per_epoch)
+        net.compile(optimizer=make_optimizer(config, rate), loss=loss_function(config),
                     metrics=["accuracy"])
     callbacks = schedule_callbacks(config, validation is not None) + list(callbacks)
     validation = validation if validation is not None else monitor
@@ -164,7 +165,6 @@ def fit_member(config, images, labels, validation=None, seed=None, device=None, 
                           validation_data=validation, callbacks=callbacks, verbose=config.verbose)
     history = history.history
     if config.schedule != "plateau":  # record the rate each epoch began with, as ReduceLROnPlateau logs it
-        rate = learning_rate(config, steps_per_epoch)
         history["learning_rate"] = [float(rate(e * steps_per_epoch)) for e in range(len(history["loss"]))]
     return net, history
 
