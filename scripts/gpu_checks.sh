@@ -67,9 +67,10 @@ oof)
     for ((job = 0; job < jobs; job++)); do
         mine=()
         for ((fold = job + 1; fold <= folds; fold += jobs)); do mine+=(--fold "$fold"); done
-        # a process past its budget is stopped: the folds it saved stay saved and still come back
+        # a process past its budget is stopped: the folds it saved stay saved and still come back. The last to
+        # end finds every fold saved and writes a row: not the one that counts, so not into benchmarks/
         timeout "${BUDGET:-500}" python3 scripts/benchmark.py oof --data-dir .data --folds "$folds" --out "$saved" \
-            "${mine[@]}" "$@" >"$saved/job-$job.log" 2>&1 &
+            --results "$saved/job-$job.jsonl" "${mine[@]}" "$@" >"$saved/job-$job.log" 2>&1 &
     done
     wait || true
     cat "$saved"/job-*.log >"$out/oof.log"
