@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Issue 4's GPU check as one prepared script: the whole `full` preset (3 `bn` + 3 `deep` members, 15 epochs, TTA)
-# timed on one GPU, for the 2×T4 sizing in the README. It is meant for a machine with a GPU and JAX but neither
+# Issue 4's GPU checks, prepared here to run there as one command each: the whole `full` preset (3 `bn` + 3 `deep`
+# members, 15 epochs, TTA) timed on one GPU, for the 2×T4 sizing in the README (`run`), and out-of-fold members,
+# the measure that ranks recipes here, trained there (`oof`). It is meant for a machine with a GPU and JAX but neither
 # TensorFlow nor internet access, as this workplace's lent machines are: Keras travels as wheels, the replica
 # as a copy, and the code runs under KERAS_BACKEND=jax. Time there is short (minutes), so everything is
 # prepared here and the run is one command.
