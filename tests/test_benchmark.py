@@ -199,3 +199,11 @@ def test_a_fold_saved_before_a_config_field_came_in_counts_it_as_its_default(tmp
     with pytest.raises(ValueError, match=r"other settings or folds \(deskew False \(now True\)\)"):
         benchmark.check_fold(tmp_path / "fold-1.npz", json.dumps(dataclasses.asdict(Config(epochs=15, deskew=True))),
                              held)
+
+
+@pytest.mark.parametrize("arguments, says", [([], "usage"), (["oof"], "output folder"), (["oof", "out"], "process count")])
+def test_gpu_checks_says_what_it_needs(arguments, says):
+    import subprocess
+    script = pathlib.Path(__file__).resolve().parents[1] / "scripts" / "gpu_checks.sh"
+    done = subprocess.run(["bash", str(script), *arguments], capture_output=True, text=True)
+    assert done.returncode != 0 and says in done.stderr
