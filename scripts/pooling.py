@@ -57,14 +57,14 @@ def pool(pooled) -> dict:
     labels, members, families = pooled["labels"], pooled["members"], pooled["families"]
     runs = pooled.get("runs", np.zeros(len(members), int))  # which run (file or folder given) each member is from
 
-    def scored(chosen, missed=None):
-        missed = ensemble_misses(members[chosen], labels) if missed is None else missed
+    def scored(chosen):
+        missed = ensemble_misses(members[chosen], labels)
         return {"accuracy": float(np.mean(~missed)), "errors": int(missed.sum()), "members": int(chosen.sum())}
     wrong = members.argmax(axis=2) != labels
     ensemble_wrong = ensemble_misses(members, labels)
     return {"benchmark": "pool", "rows": int(len(labels)),
             "member_holdout_accuracy": [float(np.mean(~w)) for w in wrong], "families": families.tolist(),
-            "ensemble": scored(np.ones(len(members), bool), ensemble_wrong),
+            "ensemble": scored(np.ones(len(members), bool)),
             **{f"ensemble_{family}": scored(families == family) for family in sorted(set(families))},
             # each run's members alone, in the order given: runs of one family (bn, bn with deskew) told apart
             "ensemble_each_run": [scored(runs == run) for run in range(runs.max() + 1)],

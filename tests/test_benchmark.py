@@ -2,7 +2,10 @@
 (one run per fold)."""
 
 import argparse
+import dataclasses
+import json
 import pathlib
+import subprocess
 import sys
 
 import numpy as np
@@ -187,9 +190,6 @@ def test_oof_goes_on_from_the_folds_it_saved(tmp_path, sample_frames, monkeypatc
 
 
 def test_a_fold_saved_before_a_config_field_came_in_counts_it_as_its_default(tmp_path):
-    import dataclasses
-    import json
-
     from digit_recognizer.config import Config
     held = np.arange(4)
     older = dataclasses.asdict(Config(epochs=15))
@@ -203,7 +203,6 @@ def test_a_fold_saved_before_a_config_field_came_in_counts_it_as_its_default(tmp
 
 @pytest.mark.parametrize("arguments, says", [([], "usage"), (["oof"], "output folder"), (["oof", "out"], "process count")])
 def test_gpu_checks_says_what_it_needs(arguments, says):
-    import subprocess
     script = pathlib.Path(__file__).resolve().parents[1] / "scripts" / "gpu_checks.sh"
     done = subprocess.run(["bash", str(script), *arguments], capture_output=True, text=True)
     assert done.returncode != 0 and says in done.stderr

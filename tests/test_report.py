@@ -1,3 +1,8 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 
 from digit_recognizer import report
@@ -43,10 +48,6 @@ def test_versions_name_the_backend():
 
 
 def test_ledger_report(tmp_path):
-    import json
-    import subprocess
-    import sys
-    from pathlib import Path
     ledger = tmp_path / "ledger.jsonl"
     rows = [{"time": "20261124T0100Z", "commit": "abc", "bundle_hash": "h1", "config": {"model": "bn", "members": 5,
              "epochs": 30}, "holdout_accuracy": 0.9961, "public_score": "0.99642"},
