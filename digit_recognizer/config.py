@@ -27,7 +27,7 @@ log in benchmarks/README.md):
   Figures measured before 2026-12-01 used `layers`.
 - `elastic` off: on top of those, elastic 8 / 16 / 34 gave 0.99452 / 0.99286 / 0.97810; 16 alone 0.99500.
   Out of fold (ten folds), an elastic-8 member made 187 errors against 179 for the same seed without (p 0.52),
-  and beside the ten `bn` members of benchmarks/README.md it moved 3 images (136 against 139).
+  and beside the ten `bn` members of benchmarks/README.md it cut 3 errors (136 against 139), within chance.
 - `deskew` off: out of fold over ten folds, a deskewed `bn` pair made 168 errors where plain pairs made 172 and
   168; two plain and two deskewed members 151 and 146, four plain 158; without one fold 142 and 138 vs 142.
 - `width=1`: the seed-42 `bn` member at `width=2` scored the same 0.99524 in 2.4x the time (1,304 s).
