@@ -7,9 +7,9 @@ Evidence for the defaults (measured on this workplace's 2-core AMD EPYC CPU with
 log in benchmarks/README.md):
 - `model="bn"`: 15.2 M multiply-adds per image against 32.3 M for the tutorial's `seed` CNN; Deotte's
   ensemble of 15 of them is the best legitimate public kernel (0.99757).
-- `deep` beside `bn` in the full preset: out of fold (folds 1-4 of ten, 16,800 rows) one `deep` member made 80
-  errors against 84 and 79 for `bn` members of the same schedule, a `bn` + `deep` pair 76 against 74 for two
-  `bn` (p 0.82), and as an eleventh member it moved nothing: no diversity gain, kept because on a GPU it costs
+- `deep` beside `bn` in the full preset: out of fold (folds 1-5 of ten, 21,000 rows) one `deep` member made 103
+  errors against 107 and 102 for `bn` members of the same schedule, a `bn` + `deep` pair 98 against 95 for two
+  `bn` (p 0.73), and as an eleventh member 85 against 84: no diversity gain, kept because on a GPU it costs
   about what `bn` does (3.5x on the 2-core Xeon in float32).
 - `m5` (An et al.'s 5x5 no-pooling CNN, 9x `bn`'s multiply-adds) stays out of the preset: one full-preset
   member 0.99262 hold-out, 0.99357 with the paper's rotation 20 / shift 0.2, each in 4x a `bn` member's time.
