@@ -12,6 +12,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from digit_recognizer import train
+from digit_recognizer.config import Config
+
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "scripts"))
 
 import benchmark  # noqa: E402
@@ -143,7 +146,6 @@ def oof_setup(tmp_path, sample_frames, monkeypatch):
     """60 train rows (six of each digit), 40 test rows, and training replaced by a stand-in whose member 1 reads
     every held row right and member 2, less sure, calls them all 0. Returns the labels, oof's args and a list
     that gets each training call's row count."""
-    from digit_recognizer import train
     frame, test = sample_frames
     frame = frame.groupby("label").head(6).sample(frac=1, random_state=0)
     frame.to_csv(tmp_path / "train.csv", index=False)
@@ -190,7 +192,6 @@ def test_oof_goes_on_from_the_folds_it_saved(tmp_path, sample_frames, monkeypatc
 
 
 def test_a_fold_saved_before_a_config_field_came_in_counts_it_as_its_default(tmp_path):
-    from digit_recognizer.config import Config
     held = np.arange(4)
     older = dataclasses.asdict(Config(epochs=15))
     del older["deskew"]  # the field did not exist when the fold was saved: that code ran without deskewing

@@ -13,8 +13,10 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 
 import bundle  # noqa: E402
+import push  # noqa: E402
 from kaggle_standin import StandIn  # noqa: E402
 
+from digit_recognizer import data as data_module  # noqa: E402
 from digit_recognizer.config import PRESETS  # noqa: E402
 
 TINY = ["--epochs", "1", "--verbose", "0"]
@@ -63,7 +65,6 @@ def standin(tmp_path, sample_frames):
     train.iloc[:300].to_csv(data / "train.csv", index=False)
     test.iloc[:40].to_csv(data / "test.csv", index=False)
     # the sample's test labels, to score against: the same stratified split load_sample makes
-    from digit_recognizer import data as data_module
     table = pd.read_csv(data_module.sample_path(), header=None)
     _, held = data_module.split(table.iloc[:, -1].to_numpy(), 0.2, seed=0)
     pd.DataFrame({"ImageId": range(1, 41), "Label": table.iloc[held[:40], -1].to_numpy()}).to_csv(
@@ -136,7 +137,6 @@ def test_failed_output_download_is_caught(standin, tmp_path):
 
 
 def test_an_error_page_saved_as_the_submission_is_caught(tmp_path):
-    import push
     path = tmp_path / "submission.csv"
     path.write_text('{"code": 500, "message": "injected fault"}')
     with pytest.raises(push.LoopError, match="^output: "):

@@ -9,14 +9,13 @@ import keras
 import numpy as np
 import pytest
 
-from digit_recognizer import train
+from digit_recognizer import data, pipeline, train
 from digit_recognizer.config import Config
 
 TINY = Config(model="bn", epochs=1, batch_size=16, verbose=0, precision="float32")
 
 
 def test_one_fit_step_learns_and_records_history(sample_frames):
-    from digit_recognizer import data
     train_frame, _ = sample_frames
     images, labels = data.to_images(train_frame.iloc[:64]), train_frame["label"].to_numpy()[:64]
     ended = []
@@ -190,7 +189,6 @@ def test_pseudo_labels_add_confident_test_images(monkeypatch):
 
 
 def test_pseudo_run_keeps_the_first_rounds_hold_out_scores(monkeypatch, tmp_path):
-    from digit_recognizer import pipeline
     digits = iter([7, 3])  # round one reads every image as a 7, round two as a 3
     monkeypatch.setattr(train, "fit_member", lambda *args, **kwargs: (Constant(next(digits)), {"loss": [0.0]}))
     images, labels, test = np.zeros((20, 28, 28, 1), np.float32), np.full(20, 3), np.zeros((6, 28, 28, 1))
