@@ -32,7 +32,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from pooling import compare, draw_pooled_errors, joined_folds, load_pool, pool  # noqa: E402 (needs the path above)
+from pooling import AVERAGES, compare, draw_pooled_errors, joined_folds, load_pool, pool  # noqa: E402 (path above)
 
 
 def record(row: dict, results: pathlib.Path) -> dict:
@@ -196,7 +196,7 @@ def bench_pool(args) -> dict:
         sys.exit("error: pool needs at least one holdout_predictions.npz (written by a run with a hold-out)")
     try:
         pooled = load_pool(args.npz)
-        row = {**pool(pooled), "runs": [str(path) for path in args.npz]}
+        row = {**pool(pooled, args.average[0]), "runs": [str(path) for path in args.npz]}
         if args.picture:
             row["picture"] = str(draw_pooled_errors(pooled, args.data_dir, args.picture))
         return row
@@ -212,7 +212,7 @@ def bench_compare(args) -> dict:
                  "npz or oof folder, :K,L for some of its members)")
     cut = args.npz.index("vs")
     try:
-        return compare(args.npz[:cut], args.npz[cut + 1:])
+        return compare(args.npz[:cut], args.npz[cut + 1:], (args.average * 2)[:2])
     except (OSError, KeyError, ValueError) as error:
         sys.exit(f"error: {error}")
 
@@ -264,10 +264,16 @@ def main():
                         "(repeatable); a fold saved in --out is never trained again")
     parser.add_argument("--picture", help="pool: draw the pooled ensemble's worst hold-out errors here (a .png; "
                         "reads train.csv from --data-dir, and the first run's npz must hold rows)")
+    parser.add_argument("--average", choices=AVERAGES, action="append", help="pool, compare: how an ensemble joins "
+                        "its members' softmax (default arithmetic, the kernel's; geometric: mean log-probability); "
+                        "compare: given twice, side A's then side B's")
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                         help="recipe, oof: override any Config field, as kernel.py's flag would (e.g. --set decay=0.8)")
     parser.add_argument("--results", default=str(ROOT / "benchmarks" / "results.jsonl"))
     args = parser.parse_args()
+    if len(args.average or ()) > (2 if args.what == "compare" else 1):
+        parser.error("--average: once, or twice for compare's two sides")
+    args.average = args.average or ["arithmetic"]
     import versus_tutorial
     bench = {"fast": bench_fast, "throughput": versus_tutorial.bench_throughput, "race": versus_tutorial.bench_race,
              "recipe": bench_recipe, "oof": bench_oof, "road": bench_road, "pool": bench_pool,

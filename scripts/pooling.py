@@ -46,23 +46,35 @@ def load_pool(paths) -> dict:
             "runs": np.concatenate([np.full(len(run["members"]), number) for number, run in enumerate(saved)])}
 
 
-def ensemble_misses(members, labels) -> np.ndarray:
-    """Which rows the average of `members` (members, rows, 10) reads wrong."""
+AVERAGES = ("arithmetic", "geometric")
+
+
+def ensemble_misses(members, labels, average="arithmetic") -> np.ndarray:
+    """Which rows the average of `members` (members, rows, 10) reads wrong: the arithmetic mean of their softmax,
+    as the kernel's ensemble takes it, or the geometric (the mean of log-probabilities), where one member sure
+    that a class is impossible counts for more."""
+    if average == "geometric":
+        return np.log(np.clip(members, 1e-12, None)).mean(axis=0).argmax(axis=1) != labels
     return members.mean(axis=0).argmax(axis=1) != labels
 
 
-def pool(pooled) -> dict:
-    """Each pooled member's hold-out accuracy, the ensemble of all, of each family alone and of each run alone,
-    and the images every member misses."""
+def named(average) -> dict:
+    """The results row's note of a geometric average; rows written before there was a choice were arithmetic."""
+    return {} if average == "arithmetic" else {"average": average}
+
+
+def pool(pooled, average="arithmetic") -> dict:
+    """Each pooled member's hold-out accuracy, the ensemble of all, of each family alone and of each run alone
+    (each ensemble by that `average` of its members), and the images every member misses."""
     labels, members, families = pooled["labels"], pooled["members"], pooled["families"]
     runs = pooled.get("runs", np.zeros(len(members), int))  # which run (file or folder given) each member is from
 
     def scored(chosen):
-        missed = ensemble_misses(members[chosen], labels)
+        missed = ensemble_misses(members[chosen], labels, average)
         return {"accuracy": float(np.mean(~missed)), "errors": int(missed.sum()), "members": int(chosen.sum())}
     wrong = members.argmax(axis=2) != labels
-    ensemble_wrong = ensemble_misses(members, labels)
-    return {"benchmark": "pool", "rows": int(len(labels)),
+    ensemble_wrong = ensemble_misses(members, labels, average)
+    return {"benchmark": "pool", "rows": int(len(labels)), **named(average),
             "member_holdout_accuracy": [float(np.mean(~w)) for w in wrong], "families": families.tolist(),
             "ensemble": scored(np.ones(len(members), bool)),
             **{f"ensemble_{family}": scored(families == family) for family in sorted(set(families))},
@@ -95,28 +107,29 @@ def sign_test(only_a: int, only_b: int) -> float:
     return min(1.0, 2 * sum(math.comb(total, k) for k in range(min(only_a, only_b) + 1)) / 2**total)
 
 
-def compare(side_a, side_b) -> dict:
+def compare(side_a, side_b, averages=("arithmetic", "arithmetic")) -> dict:
     """Two ensembles scored on the same rows, each a list of PATH or PATH:K,L items (a run, or some of its
-    members): the errors of each, the images only one of them misses, and the sign test on those. Out-of-fold
-    folders are read on the folds all of them have saved, so one still under way compares on its rows so far."""
+    members) joined by its entry of `averages`: the errors of each, the images only one of them misses, and the
+    sign test on those. Out-of-fold folders are read on the folds all of them have saved, so one still under way
+    compares on its rows so far."""
     sides = [[split_choice(item) for item in side] for side in (side_a, side_b)]
     paths = list(dict.fromkeys(path for side in sides for path, _ in side))
     pooled = load_pool(paths)
     labels, scored = pooled["labels"], []
-    for side in sides:
+    for side, average in zip(sides, averages):
         chosen = []
         for path, members in side:
             in_run = np.flatnonzero(pooled["runs"] == paths.index(path))
             if members and not all(0 <= member < len(in_run) for member in members):
                 raise ValueError(f"{path}: it holds members 1 to {len(in_run)}, not {[m + 1 for m in members]}")
             chosen += list(in_run if members is None else in_run[members])
-        wrong = ensemble_misses(pooled["members"][chosen], labels)
-        scored.append((wrong, len(chosen)))
-    (wrong_a, members_a), (wrong_b, members_b) = scored
+        wrong = ensemble_misses(pooled["members"][chosen], labels, average)
+        scored.append((wrong, {"members": len(chosen), **named(average)}))
+    (wrong_a, about_a), (wrong_b, about_b) = scored
     only_a, only_b = int((wrong_a & ~wrong_b).sum()), int((~wrong_a & wrong_b).sum())
     row = {"benchmark": "compare", "rows": int(len(labels)),
-           "a": {"runs": list(map(str, side_a)), "members": members_a, "errors": int(wrong_a.sum())},
-           "b": {"runs": list(map(str, side_b)), "members": members_b, "errors": int(wrong_b.sum())},
+           "a": {"runs": list(map(str, side_a)), **about_a, "errors": int(wrong_a.sum())},
+           "b": {"runs": list(map(str, side_b)), **about_b, "errors": int(wrong_b.sum())},
            "only_a_wrong": only_a, "only_b_wrong": only_b, "sign_test_p": round(sign_test(only_a, only_b), 4)}
     if pooled["fold"] is not None:  # oof folders: is a gap spread over the folds, or one fold's doing?
         folds = sorted(set(pooled["fold"].tolist()))

@@ -108,6 +108,19 @@ def test_compare_counts_the_images_only_one_side_misses(tmp_path):
         pooling.compare([f"{run}:3"], [run])
 
 
+def test_geometric_average_lets_one_member_sure_of_no_rule_out_a_class(tmp_path):
+    labels = np.array([0])
+    sure_zero = np.r_[0.99, 0.01, np.zeros(8)][None]  # two members read 0 ...
+    sure_not_zero = np.r_[1e-6, 1 - 1e-6, np.zeros(8)][None]  # ... one is sure it is not: 0.66 / 0.34 against
+    members = np.array([sure_zero, sure_zero, sure_not_zero])  # (0.99^2 1e-6)^(1/3) = 0.01 / 0.046
+    assert not pooling.ensemble_misses(members, labels)[0] and pooling.ensemble_misses(members, labels, "geometric")[0]
+    run = save(tmp_path / "a.npz", members, ["bn"] * 3, labels)
+    row = pooling.compare([run], [run], averages=("geometric", "arithmetic"))
+    assert (row["a"]["average"], row["a"]["errors"], row["b"]["errors"]) == ("geometric", 1, 0)
+    assert "average" not in row["b"]  # rows written before there was a choice were arithmetic
+    assert pooling.pool(pooling.load_pool([run]), "geometric")["ensemble"]["errors"] == 1
+
+
 def test_compare_of_oof_folders_counts_each_sides_errors_fold_by_fold(tmp_path):
     for folder, wrong_rows in (("a", [0, 1, 4]), ("b", [5])):  # fold K holds rows 2K - 2 and 2K - 1
         (tmp_path / folder).mkdir()
