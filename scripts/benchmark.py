@@ -9,6 +9,7 @@
   python scripts/benchmark.py pool output/a/holdout_predictions.npz output/b/holdout_predictions.npz   # no training
   python scripts/benchmark.py pool benchmarks/oof-a benchmarks/oof-b   # oof folders: the folds both have saved
   python scripts/benchmark.py compare benchmarks/oof-a vs benchmarks/oof-b:1   # image by image, and fold by fold; :1 = member 1
+  python scripts/benchmark.py compare benchmarks/oof-a vs benchmarks/oof-a --average geometric --average arithmetic
 
 `throughput` and `race` run the tutorial's own pipeline beside ours (scripts/versus_tutorial.py; they need
 `pip install -e ".[bench]"`). Every command appends its row to benchmarks/results.jsonl and prints it.
