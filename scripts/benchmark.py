@@ -199,7 +199,7 @@ def bench_pool(args) -> dict:
         pooled = load_pool(args.npz)
         row = {**pool(pooled, args.average[0]), "runs": [str(path) for path in args.npz]}
         if args.picture:
-            row["picture"] = str(draw_pooled_errors(pooled, args.data_dir, args.picture))
+            row["picture"] = str(draw_pooled_errors(pooled, args.data_dir, args.picture, args.average[0]))
         return row
     except (OSError, KeyError, ValueError) as error:
         sys.exit(f"error: {error}")

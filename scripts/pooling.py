@@ -49,13 +49,19 @@ def load_pool(paths) -> dict:
 AVERAGES = ("arithmetic", "geometric")
 
 
+def averaged(members, average="arithmetic") -> np.ndarray:
+    """The ensemble's (rows, 10) probabilities: the arithmetic mean of `members`, or their normalised geometric."""
+    if average == "geometric":
+        joined = np.exp(np.log(np.clip(members, 1e-12, None)).mean(axis=0))
+        return joined / joined.sum(axis=1, keepdims=True)
+    return members.mean(axis=0)
+
+
 def ensemble_misses(members, labels, average="arithmetic") -> np.ndarray:
     """Which rows the average of `members` (members, rows, 10) reads wrong: the arithmetic mean of their softmax,
     as the kernel's ensemble takes it, or the geometric (the mean of log-probabilities), where one member sure
     that a class is impossible counts for more."""
-    if average == "geometric":
-        return np.log(np.clip(members, 1e-12, None)).mean(axis=0).argmax(axis=1) != labels
-    return members.mean(axis=0).argmax(axis=1) != labels
+    return averaged(members, average).argmax(axis=1) != labels
 
 
 def named(average) -> dict:
@@ -139,7 +145,7 @@ def compare(side_a, side_b, averages=("arithmetic", "arithmetic")) -> dict:
     return row
 
 
-def draw_pooled_errors(pooled, data_dir, path):
+def draw_pooled_errors(pooled, data_dir, path, average="arithmetic"):
     """The pooled ensemble's worst hold-out errors, the images read back from train.csv by their rows."""
     from digit_recognizer import data, report
     if pooled["rows"] is None:
@@ -147,4 +153,4 @@ def draw_pooled_errors(pooled, data_dir, path):
                          "(written since --holdout-seed came in)")
     train_frame, _ = data.load(data.find_data(data_dir))
     return report.worst_errors(data.to_images(train_frame.iloc[pooled["rows"]]), pooled["labels"],
-                               pooled["members"].mean(axis=0), pathlib.Path(path))
+                               averaged(pooled["members"], average), pathlib.Path(path))

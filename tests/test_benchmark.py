@@ -119,6 +119,7 @@ def test_geometric_average_lets_one_member_sure_of_no_rule_out_a_class(tmp_path)
     assert (row["a"]["average"], row["a"]["errors"], row["b"]["errors"]) == ("geometric", 1, 0)
     assert "average" not in row["b"]  # rows written before there was a choice were arithmetic
     assert pooling.pool(pooling.load_pool([run]), "geometric")["ensemble"]["errors"] == 1
+    assert np.allclose(pooling.averaged(members, "geometric").sum(axis=1), 1)  # probabilities, for --picture
 
 
 def test_compare_of_oof_folders_counts_each_sides_errors_fold_by_fold(tmp_path):
