@@ -50,7 +50,9 @@ AVERAGES = ("arithmetic", "geometric")
 
 
 def averaged(members, average="arithmetic") -> np.ndarray:
-    """The ensemble's (rows, 10) probabilities: the arithmetic mean of `members`, or their normalised geometric."""
+    """The ensemble's (rows, 10) probabilities: the arithmetic mean of `members` (members, rows, 10), as the
+    kernel's ensemble takes it, or their normalised geometric mean, where one member sure that a class is
+    impossible counts for more."""
     if average == "geometric":
         joined = np.exp(np.log(np.clip(members, 1e-12, None)).mean(axis=0))
         return joined / joined.sum(axis=1, keepdims=True)
@@ -58,9 +60,7 @@ def averaged(members, average="arithmetic") -> np.ndarray:
 
 
 def ensemble_misses(members, labels, average="arithmetic") -> np.ndarray:
-    """Which rows the average of `members` (members, rows, 10) reads wrong: the arithmetic mean of their softmax,
-    as the kernel's ensemble takes it, or the geometric (the mean of log-probabilities), where one member sure
-    that a class is impossible counts for more."""
+    """Which rows the `average` (see `averaged`) of `members` reads wrong."""
     return averaged(members, average).argmax(axis=1) != labels
 
 

@@ -108,7 +108,7 @@ def test_compare_counts_the_images_only_one_side_misses(tmp_path):
         pooling.compare([f"{run}:3"], [run])
 
 
-def test_geometric_average_lets_one_member_sure_of_no_rule_out_a_class(tmp_path):
+def test_geometric_average_lets_one_sure_member_rule_out_a_class(tmp_path):
     labels = np.array([0])
     sure_zero = np.r_[0.99, 0.01, np.zeros(8)][None]  # two members read 0 ...
     sure_not_zero = np.r_[1e-6, 1 - 1e-6, np.zeros(8)][None]  # ... one is sure it is not: 0.66 / 0.34 against
