@@ -75,14 +75,14 @@ def pool(pooled, average="arithmetic") -> dict:
     labels, members, families = pooled["labels"], pooled["members"], pooled["families"]
     runs = pooled.get("runs", np.zeros(len(members), int))  # which run (file or folder given) each member is from
 
-    def scored(chosen):
-        missed = ensemble_misses(members[chosen], labels, average)
+    def scored(chosen, missed=None):
+        missed = ensemble_misses(members[chosen], labels, average) if missed is None else missed
         return {"accuracy": float(np.mean(~missed)), "errors": int(missed.sum()), "members": int(chosen.sum())}
     wrong = members.argmax(axis=2) != labels
     ensemble_wrong = ensemble_misses(members, labels, average)
     return {"benchmark": "pool", "rows": int(len(labels)), **named(average),
             "member_holdout_accuracy": [float(np.mean(~w)) for w in wrong], "families": families.tolist(),
-            "ensemble": scored(np.ones(len(members), bool)),
+            "ensemble": scored(np.ones(len(members), bool), ensemble_wrong),
             **{f"ensemble_{family}": scored(families == family) for family in sorted(set(families))},
             # each run's members alone, in the order given: runs of one family (bn, bn with deskew) told apart
             "ensemble_each_run": [scored(runs == run) for run in range(runs.max() + 1)],
