@@ -8,6 +8,7 @@
   python scripts/benchmark.py road       --data-dir ../shared/digit-recognizer   # bundle, then push.py through the stand-in
   python scripts/benchmark.py pool output/a/holdout_predictions.npz output/b/holdout_predictions.npz   # no training
   python scripts/benchmark.py pool benchmarks/oof-a benchmarks/oof-b   # oof folders: the folds both have saved
+  python scripts/benchmark.py pool benchmarks/oof-a benchmarks/oof-b --stack 0.01   # and a learned weighting
   python scripts/benchmark.py compare benchmarks/oof-a vs benchmarks/oof-b:1   # image by image, and fold by fold; :1 = member 1
   python scripts/benchmark.py compare benchmarks/oof-a vs benchmarks/oof-a --average geometric --average arithmetic
 
@@ -33,7 +34,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from pooling import AVERAGES, compare, draw_pooled_errors, joined_folds, load_pool, pool  # noqa: E402 (path above)
+from pooling import AVERAGES, compare, draw_pooled_errors, joined_folds, load_pool, pool, stacked  # noqa: E402
 
 
 def record(row: dict, results: pathlib.Path) -> dict:
@@ -198,6 +199,8 @@ def bench_pool(args) -> dict:
     try:
         pooled = load_pool(args.npz)
         row = {**pool(pooled, args.average[0]), "runs": [str(path) for path in args.npz]}
+        if args.stack:
+            row["stacked"] = stacked(pooled, args.stack)
         if args.picture:
             row["picture"] = str(draw_pooled_errors(pooled, args.data_dir, args.picture, args.average[0]))
         return row
@@ -268,6 +271,9 @@ def main():
     parser.add_argument("--average", choices=AVERAGES, action="append", help="pool, compare: how an ensemble joins "
                         "its members' softmax (default arithmetic, the kernel's; geometric: mean log-probability); "
                         "compare: given twice, side A's then side B's")
+    parser.add_argument("--stack", type=float, action="append", metavar="C", help="pool, oof folders only: also "
+                        "a logistic regression over the members' log-probabilities, fitted fold by fold, at this "
+                        "inverse regularisation (repeatable)")
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                         help="recipe, oof: override any Config field, as kernel.py's flag would (e.g. --set decay=0.8)")
     parser.add_argument("--results", default=str(ROOT / "benchmarks" / "results.jsonl"))

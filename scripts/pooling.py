@@ -94,6 +94,28 @@ def pool(pooled, average="arithmetic") -> dict:
                                                    1 - wrong[:, ensemble_wrong].mean(axis=0)), reverse=True)}
 
 
+def stacked(pooled, strengths) -> list:
+    """A learned weighting in place of the average, scored out of fold: for each strength C (scikit-learn's
+    inverse regularisation: small C keeps the weights near even), a multinomial logistic regression on every
+    member's log-probabilities, fitted on the other folds' rows and scored on each fold's, so that no row is read
+    by a fit that saw its label. The members' outputs are themselves out of fold, so nothing has seen them."""
+    from sklearn.linear_model import LogisticRegression
+    labels, folds = pooled["labels"], pooled["fold"]
+    if folds is None or len(set(folds.tolist())) < 2:
+        raise ValueError("--stack: give oof folders only, with at least two folds saved in every one: the stacker "
+                         "is fitted on some folds' rows and scored on the others'")
+    features = np.log(np.clip(pooled["members"], 1e-12, None)).transpose(1, 0, 2).reshape(len(labels), -1)
+    scored = []
+    for strength in strengths:
+        wrong = np.zeros(len(labels), bool)
+        for fold in sorted(set(folds.tolist())):
+            held = folds == fold
+            stacker = LogisticRegression(C=strength, max_iter=1000).fit(features[~held], labels[~held])
+            wrong[held] = stacker.predict(features[held]) != labels[held]
+        scored.append({"C": strength, "errors": int(wrong.sum()), "accuracy": float(np.mean(~wrong))})
+    return scored
+
+
 def split_choice(item: str):
     """`PATH` -> (PATH, None): all of that run's members; `PATH:1,3` -> (PATH, [0, 2]): its members 1 and 3,
     counted from 1 as the training logs count them. A file or folder that is there by the whole name is a PATH,

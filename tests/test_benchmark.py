@@ -95,6 +95,21 @@ def test_pool_counts_images_every_member_misses_and_draws_them(tmp_path, competi
     assert picture.read_bytes()[:4] == b"\x89PNG"
 
 
+def test_stacker_learns_to_trust_the_member_the_average_outvotes(tmp_path):
+    # a member unsure but right beside one sure but wrong (it reads every digit as the next): the average follows
+    # the wrong one everywhere, a weighting fitted on the other fold follows the right one
+    labels = np.arange(40) % 10
+    for fold, held in ((1, slice(0, 20)), (2, slice(20, 40))):
+        (tmp_path / "oof").mkdir(exist_ok=True)
+        save(tmp_path / "oof" / f"fold-{fold}.npz", [one_hot(labels[held], sure=0.3),
+             one_hot((labels[held] + 1) % 10, sure=0.9)], ["bn", "bn"], labels[held], rows=np.arange(40)[held])
+    pooled = pooling.load_pool([tmp_path / "oof"])
+    assert pooling.pool(pooled)["ensemble"]["errors"] == 40
+    assert pooling.stacked(pooled, [1.0]) == [{"C": 1.0, "errors": 0, "accuracy": 1.0}]
+    with pytest.raises(ValueError, match="--stack: give oof folders only"):
+        pooling.stacked(pooling.load_pool([tmp_path / "oof" / "fold-1.npz"]), [1.0])
+
+
 def test_compare_counts_the_images_only_one_side_misses(tmp_path):
     labels = np.arange(10)
     misses_three = one_hot(np.r_[[1, 2, 3], labels[3:]], sure=0.6)  # wrong on rows 0-2, unsure
