@@ -34,7 +34,8 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from pooling import AVERAGES, compare, draw_pooled_errors, joined_folds, load_pool, pool, stacked  # noqa: E402
+from pooling import (AVERAGES, compare, draw_pooled_errors, joined_folds, load_pool, member_curve,  # noqa: E402
+                     pool, stacked)
 
 
 def record(row: dict, results: pathlib.Path) -> dict:
@@ -201,6 +202,8 @@ def bench_pool(args) -> dict:
         row = {**pool(pooled, args.average[0]), "runs": [str(path) for path in args.npz]}
         if args.stack:
             row["stacked"] = stacked(pooled, args.stack)
+        if args.curve:
+            row["member_curve"] = member_curve(pooled, average=args.average[0])
         if args.picture:
             row["picture"] = str(draw_pooled_errors(pooled, args.data_dir, args.picture, args.average[0]))
         return row
@@ -274,6 +277,8 @@ def main():
     parser.add_argument("--stack", type=float, action="append", metavar="C", help="pool, oof folders only: also "
                         "a logistic regression over the members' log-probabilities, fitted fold by fold, at this "
                         "inverse regularisation (repeatable)")
+    parser.add_argument("--curve", action="store_true", help="pool: also the errors of random k-member subsets, "
+                        "k = 1 to all, and the floor a + b/k fitted to them points at")
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                         help="recipe, oof: override any Config field, as kernel.py's flag would (e.g. --set decay=0.8)")
     parser.add_argument("--results", default=str(ROOT / "benchmarks" / "results.jsonl"))

@@ -116,6 +116,22 @@ def stacked(pooled, strengths) -> list:
     return scored
 
 
+def member_curve(pooled, draws=200, seed=0, average="arithmetic") -> dict:
+    """How the ensemble's errors fall as members are added: for each size k, the mean, fewest and most errors of
+    `draws` random k-member subsets (the one subset at full size). Then errors ~ floor + slope / k, fitted by
+    least squares to the means: members that erred independently would fall as 1/k towards the images all of
+    them miss, so `floor` is a rough guess at what many more members like these would make."""
+    labels, members = pooled["labels"], pooled["members"]
+    generator, sizes, means, curve = np.random.default_rng(seed), range(1, len(members) + 1), [], []
+    for k in sizes:
+        subsets = [generator.choice(len(members), k, replace=False) for _ in range(draws if k < len(members) else 1)]
+        errors = [int(ensemble_misses(members[subset], labels, average).sum()) for subset in subsets]
+        means.append(float(np.mean(errors)))
+        curve.append({"members": k, "mean_errors": round(means[-1], 1), "fewest": min(errors), "most": max(errors)})
+    floor, slope = np.linalg.lstsq(np.c_[np.ones(len(means)), 1 / np.array(sizes)], np.array(means), rcond=None)[0]
+    return {"curve": curve, "floor": round(float(floor), 1), "slope": round(float(slope), 1), "draws": draws}
+
+
 def split_choice(item: str):
     """`PATH` -> (PATH, None): all of that run's members; `PATH:1,3` -> (PATH, [0, 2]): its members 1 and 3,
     counted from 1 as the training logs count them. A file or folder that is there by the whole name is a PATH,

@@ -110,6 +110,22 @@ def test_stacker_learns_to_trust_the_member_the_average_outvotes(tmp_path):
         pooling.stacked(pooling.load_pool([tmp_path / "oof" / "fold-1.npz"]), [1.0])
 
 
+def test_member_curve_counts_errors_by_ensemble_size_and_fits_its_floor():
+    # three members, each unsure-wrong on its own six rows and sure-wrong with the others on the last two: one
+    # member makes 8 errors, any two outvote each other's own misses down to the shared 2
+    labels = np.arange(20) % 10
+    members = np.array([one_hot(labels)] * 3)
+    for member in range(3):
+        own = np.arange(6 * member, 6 * member + 6)
+        members[member, own] = one_hot((labels[own] + 1) % 10, sure=0.6)
+    members[:, 18:] = one_hot((labels[18:] + 1) % 10)
+    curve = pooling.member_curve({"labels": labels, "members": members}, draws=5)
+    assert [(k["members"], k["mean_errors"], k["fewest"], k["most"]) for k in curve["curve"]] == [
+        (1, 8.0, 8, 8), (2, 2.0, 2, 2), (3, 2.0, 2, 2)]
+    same = pooling.member_curve({"labels": labels, "members": np.array([members[0]] * 4)}, draws=5)
+    assert (same["floor"], same["slope"]) == (8.0, 0.0)  # copies of one member: no fall at all
+
+
 def test_compare_counts_the_images_only_one_side_misses(tmp_path):
     labels = np.arange(10)
     misses_three = one_hot(np.r_[[1, 2, 3], labels[3:]], sure=0.6)  # wrong on rows 0-2, unsure
