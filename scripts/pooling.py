@@ -98,7 +98,7 @@ def stacked(pooled, strengths) -> list:
     """A learned weighting in place of the average, scored out of fold: for each strength C (scikit-learn's
     inverse regularisation: small C keeps the weights near even), a multinomial logistic regression on every
     member's log-probabilities, fitted on the other folds' rows and scored on each fold's, so that no row is read
-    by a fit that saw its label. The members' outputs are themselves out of fold, so nothing has seen them."""
+    by a fit that saw its label (the members' outputs are out of fold already: no member saw the row either)."""
     from sklearn.linear_model import LogisticRegression
     labels, folds = pooled["labels"], pooled["fold"]
     if folds is None or len(set(folds.tolist())) < 2:

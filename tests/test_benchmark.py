@@ -99,8 +99,8 @@ def test_stacker_learns_to_trust_the_member_the_average_outvotes(tmp_path):
     # a member unsure but right beside one sure but wrong (it reads every digit as the next): the average follows
     # the wrong one everywhere, a weighting fitted on the other fold follows the right one
     labels = np.arange(40) % 10
+    (tmp_path / "oof").mkdir()
     for fold, held in ((1, slice(0, 20)), (2, slice(20, 40))):
-        (tmp_path / "oof").mkdir(exist_ok=True)
         save(tmp_path / "oof" / f"fold-{fold}.npz", [one_hot(labels[held], sure=0.3),
              one_hot((labels[held] + 1) % 10, sure=0.9)], ["bn", "bn"], labels[held], rows=np.arange(40)[held])
     pooled = pooling.load_pool([tmp_path / "oof"])
