@@ -119,8 +119,9 @@ def stacked(pooled, strengths) -> list:
 def member_curve(pooled, draws=200, seed=0, average="arithmetic") -> dict:
     """How the ensemble's errors fall as members are added: for each size k, the mean, fewest and most errors of
     `draws` random k-member subsets (the one subset at full size). Then errors ~ floor + slope / k, fitted by
-    least squares to the means: members that erred independently would fall as 1/k towards the images all of
-    them miss, so `floor` is a rough guess at what many more members like these would make."""
+    least squares to the means, the usual empirical reading of an ensemble: a part of the error that averaging
+    more members takes away as 1/k (each member's own noise), and a part they share, so `floor` is a rough guess
+    at what many more members like these would make. A heuristic fit, not a bound."""
     labels, members = pooled["labels"], pooled["members"]
     generator, sizes, means, curve = np.random.default_rng(seed), range(1, len(members) + 1), [], []
     for k in sizes:
