@@ -49,12 +49,17 @@ def load_pool(paths) -> dict:
 AVERAGES = ("arithmetic", "geometric")
 
 
+def log_probabilities(members) -> np.ndarray:
+    """log of softmax outputs, a class a member called impossible (an underflowed 0) floored at 1e-12, not -inf."""
+    return np.log(np.clip(members, 1e-12, None))
+
+
 def averaged(members, average="arithmetic") -> np.ndarray:
     """The ensemble's (rows, 10) probabilities: the arithmetic mean of `members` (members, rows, 10), as the
     kernel's ensemble takes it, or their normalised geometric mean, where one member sure that a class is
     impossible counts for more."""
     if average == "geometric":
-        joined = np.exp(np.log(np.clip(members, 1e-12, None)).mean(axis=0))
+        joined = np.exp(log_probabilities(members).mean(axis=0))
         return joined / joined.sum(axis=1, keepdims=True)
     return members.mean(axis=0)
 
@@ -101,14 +106,15 @@ def stacked(pooled, strengths) -> list:
     by a fit that saw its label (the members' outputs are out of fold already: no member saw the row either)."""
     from sklearn.linear_model import LogisticRegression
     labels, folds = pooled["labels"], pooled["fold"]
-    if folds is None or len(set(folds.tolist())) < 2:
+    numbers = [] if folds is None else np.unique(folds)
+    if len(numbers) < 2:
         raise ValueError("--stack: give oof folders only, with at least two folds saved in every one: the stacker "
                          "is fitted on some folds' rows and scored on the others'")
-    features = np.log(np.clip(pooled["members"], 1e-12, None)).transpose(1, 0, 2).reshape(len(labels), -1)
+    features = log_probabilities(pooled["members"]).transpose(1, 0, 2).reshape(len(labels), -1)
     scored = []
     for strength in strengths:
         wrong = np.zeros(len(labels), bool)
-        for fold in sorted(set(folds.tolist())):
+        for fold in numbers:
             held = folds == fold
             stacker = LogisticRegression(C=strength, max_iter=1000).fit(features[~held], labels[~held])
             wrong[held] = stacker.predict(features[held]) != labels[held]
