@@ -67,12 +67,14 @@ class Config:
     shift: float = 0.1  # augmentation: largest shift, fraction of the side
     affine: str = "layers"  # augmentation: layers (Keras's rotation, zoom, shift: three resamplings) or once (one)
     elastic: float = 0.0  # augmentation: elastic distortion, pixels per unit of smoothed noise (Simard: 34; 0 = off)
+    cutout: int = 0  # augmentation: side in pixels of a square blanked at a random place in each digit (0 = off)
     deskew: bool = False  # shear each digit upright by its pixel moments, in training and prediction alike
     augment_in: str = "auto"  # where augmentation runs: auto (= model), model, or map (a tf.data map; TensorFlow only)
     precision: str = "auto"  # auto, float32, mixed_bfloat16 or mixed_float16
     tta: int = 0  # test-time augmentation: extra predictions on copies shifted by one pixel (0, 4 or 8)
     pseudo: float = 0.0  # a second round also trains on test images the first ensemble is this sure of (0 = off)
     label_smoothing: float = 0.0  # share of each target spread over the other classes (0 = plain cross-entropy)
+    weight_decay: float = 0.0  # decoupled weight decay (AdamW's) of conv and dense kernels, times the rate (0 = off)
     ema: float = 0.0  # momentum of a moving average of the weights, swapped in after training (0 = off)
     deterministic: bool = True  # seeds plus op determinism: same submission byte for byte; off lets XLA compile
     limit: int = 0  # use only the first N training rows (0 = all); for smoke runs
@@ -192,6 +194,10 @@ def check(config: Config) -> Config:
             raise ValueError(f"config: {name}={getattr(config, name)} must be in [0, 0.5)")
     if config.elastic < 0:
         raise ValueError(f"config: elastic={config.elastic} must be 0 (off) or a positive strength, e.g. 34")
+    if not 0 <= config.cutout < 28:
+        raise ValueError(f"config: cutout={config.cutout} must be 0 (off) or a square's side in pixels below 28, e.g. 8")
+    if config.weight_decay < 0:
+        raise ValueError(f"config: weight_decay={config.weight_decay} must be 0 (off) or positive, e.g. 0.05")
     if config.width <= 0:
         raise ValueError(f"config: width={config.width} must be positive (1 = the published channels)")
     if not 0 <= config.dropout_scale < 2:  # the seed CNN's 0.5 dropout must stay below 1

@@ -111,11 +111,20 @@ def learning_rate(config, steps_per_epoch: int):
 
 
 def make_optimizer(config, rate):
-    """Adam or the tutorial's RMSprop at `rate` (a float or a schedule: learning_rate)."""
-    ema = {"use_ema": True, "ema_momentum": config.ema} if config.ema else {}
+    """Adam or the tutorial's RMSprop at `rate` (a float or a schedule: learning_rate). With `weight_decay`, Keras
+    3 decouples it from the gradient (AdamW's rule, for either optimizer): each step every kernel shrinks by
+    rate x weight_decay of itself. BatchNorm's scales and offsets and the biases are left alone, as usual: a
+    convolution followed by BatchNorm does not care about its kernel's size, so the decay there only speeds up
+    the effective learning rate, while shrinking the BatchNorm scale would shrink the signal itself."""
+    options = {"use_ema": True, "ema_momentum": config.ema} if config.ema else {}
+    options |= {"weight_decay": config.weight_decay} if config.weight_decay else {}
     if config.optimizer == "rmsprop":
-        return keras.optimizers.RMSprop(learning_rate=rate, rho=0.9, epsilon=1e-8, **ema)
-    return keras.optimizers.Adam(learning_rate=rate, **ema)
+        optimizer = keras.optimizers.RMSprop(learning_rate=rate, rho=0.9, epsilon=1e-8, **options)
+    else:
+        optimizer = keras.optimizers.Adam(learning_rate=rate, **options)
+    if config.weight_decay:
+        optimizer.exclude_from_weight_decay(var_names=["gamma", "beta", "bias"])
+    return optimizer
 
 
 def loss_function(config):

@@ -74,6 +74,23 @@ def test_elastic_alone_counts_as_augmentation():
     assert isinstance(stack.layers[0], augment.RandomElastic)
 
 
+def test_cutout_blanks_one_square_per_training_digit():
+    images = np.ones((64, 28, 28, 1), np.float32)
+    layer = augment.RandomCutout(8, seed=1)
+    assert np.array_equal(np.asarray(layer(images, training=False)), images)
+    cut = np.asarray(layer(images, training=True))[..., 0]
+    assert cut.shape == (64, 28, 28) and set(np.unique(cut)) == {0.0, 1.0}
+    for blank in cut == 0:
+        rows, columns = np.flatnonzero(blank.any(axis=1)), np.flatnonzero(blank.any(axis=0))
+        assert blank.sum() == len(rows) * len(columns)  # one rectangle: the square, clipped by the frame
+        assert 4 <= len(rows) <= 8 and 4 <= len(columns) <= 8  # its centre is inside, so half of it at least
+    areas = (cut == 0).sum(axis=(1, 2))
+    assert areas.max() == 64 and areas.min() < 64  # whole squares inside, clipped ones at the edges
+    assert len({tuple(np.argwhere(blank)[0]) for blank in cut == 0}) > 32  # each digit draws its own place
+    assert augment.where(Config(rotation=0.0, zoom=0.0, shift=0.0, cutout=8)) == "model"
+    assert isinstance(augment.augmentation(Config(cutout=8)).layers[-1], augment.RandomCutout)
+
+
 def test_where_augmentation_runs():
     assert augment.where(Config()) == "model"
     assert augment.where(Config(rotation=0.0, zoom=0.0, shift=0.0, augment_in="map")) == "none"

@@ -125,6 +125,21 @@ def test_ema_and_single_device_scope():
         assert isinstance(train.all_gpus(), contextlib.nullcontext)
 
 
+def test_weight_decay_shrinks_kernels_and_spares_batchnorm():
+    inputs = keras.Input((3,))
+    net = keras.Model(inputs, keras.layers.BatchNormalization()(keras.layers.Dense(2)(inputs)))
+    optimizer = train.make_optimizer(dataclasses.replace(TINY, weight_decay=0.5), 0.1)
+    before = {v.name: keras.ops.convert_to_numpy(v) + 1.0 for v in net.trainable_variables}  # + 1: none is 0
+    for variable in net.trainable_variables:
+        variable.assign(before[variable.name])
+    # zero gradients: Adam's own step is zero, so all that moves is the decay
+    optimizer.apply_gradients([(keras.ops.zeros_like(v), v) for v in net.trainable_variables])
+    ratio = {v.name: keras.ops.convert_to_numpy(v) / before[v.name] for v in net.trainable_variables}
+    assert np.allclose(ratio["kernel"], 1 - 0.1 * 0.5)
+    assert all(np.allclose(ratio[name], 1) for name in ("bias", "gamma", "beta"))
+    assert train.make_optimizer(TINY, 0.1).weight_decay is None
+
+
 def test_precision_avoids_float16_on_mirrored_gpus(monkeypatch):
     if keras.backend.backend() != "tensorflow":
         pytest.skip("the mirrored float16 guard is for TensorFlow")
