@@ -132,7 +132,7 @@ class Deskew(Resampling):
 class RandomCutout(layers.Layer):
     """Blanks a `size` x `size` square of each training digit, centred on a uniformly random pixel, so part of it
     often falls outside the frame or on blank paper (as DeVries and Taylor's cutout): the model must read a digit
-    with a piece of a stroke missing, which is how some of the hard ones look. Keras ops only."""
+    with a piece of a stroke missing, as some hard digits are written. Keras ops only."""
 
     def __init__(self, size, seed=None, **kwargs):
         super().__init__(**{"dtype": "float32", **kwargs})

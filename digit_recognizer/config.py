@@ -198,7 +198,8 @@ def check(config: Config) -> Config:
     if config.elastic < 0:
         raise ValueError(f"config: elastic={config.elastic} must be 0 (off) or a positive strength, e.g. 34")
     if not 0 <= config.cutout < 28:
-        raise ValueError(f"config: cutout={config.cutout} must be 0 (off) or a square's side in pixels below 28, e.g. 8")
+        raise ValueError(f"config: cutout={config.cutout} must be 0 (off) or a square's side in pixels below 28, "
+                         "e.g. 8")
     if config.weight_decay < 0:
         raise ValueError(f"config: weight_decay={config.weight_decay} must be 0 (off) or positive, e.g. 0.05")
     if config.width <= 0:
