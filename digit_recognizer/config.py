@@ -28,8 +28,8 @@ log in benchmarks/README.md):
 - `elastic` off: on top of those, elastic 8 / 16 / 34 gave 0.99452 / 0.99286 / 0.97810; 16 alone 0.99500.
   Out of fold (ten folds), an elastic-8 member made 187 errors against 179 for the same seed without (p 0.52),
   and beside the ten `bn` members of benchmarks/README.md it cut 3 errors (136 against 139), within chance.
-- `cutout` and `weight_decay` off: out of fold, an 8x8 cutout cost a seed-1042 member 10 images on fold 1 (36
-  against 26); weight decay 0.05 left members of seeds 1042 and 42 at 76 and 85 errors over folds 1-4 (79 and
+- `cutout` and `weight_decay` off: out of fold, an 8x8 cutout cost a seed-1042 member 13 images on folds 1-2 (57
+  against 44); weight decay 0.05 left members of seeds 1042 and 42 at 76 and 85 errors over folds 1-4 (79 and
   84 without), and the best pool one to three images worse (benchmarks/README.md, "Cutout and weight decay").
 - `deskew` off: out of fold over ten folds, a deskewed `bn` pair made 168 errors where plain pairs made 172 and
   168; two plain and two deskewed members 151 and 146, four plain 158; without one fold 142 and 138 vs 142.
