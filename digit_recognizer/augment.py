@@ -103,6 +103,13 @@ class RandomAffine(Resampling):
         return sample_affine(images, a0, a1, a2, b0, b1, b2)
 
 
+def pixel_indices(height, width):
+    """Each pixel's row and column as float32, shaped (1, height, 1, 1) and (1, 1, width, 1) to broadcast
+    against a batch of (N, height, width, 1) images."""
+    return (ops.reshape(ops.arange(height, dtype="float32"), (1, height, 1, 1)),
+            ops.reshape(ops.arange(width, dtype="float32"), (1, 1, width, 1)))
+
+
 class Deskew(Resampling):
     """Shears each digit upright: the slant is the pixels' row-column covariance over their row variance, and
     every row slides sideways by slant x its distance from the digit's centre of mass, so the centre stays put
@@ -113,8 +120,7 @@ class Deskew(Resampling):
 
     def call(self, images):
         height, width = images.shape[1], images.shape[2]
-        rows = ops.reshape(ops.arange(height, dtype="float32"), (1, height, 1, 1))
-        columns = ops.reshape(ops.arange(width, dtype="float32"), (1, 1, width, 1))
+        rows, columns = pixel_indices(height, width)
         mass = ops.sum(images, axis=(1, 2, 3)) + 1e-6  # a blank image has no slant, not a division by zero
 
         def average(values):  # per image, weighted by ink
@@ -148,8 +154,7 @@ class RandomCutout(layers.Layer):
             centre = ops.floor(keras.random.uniform((batch, 1, 1, 1), 0, side, seed=self.seed_generator))
             return centre - self.size // 2
         top, left = corner(height), corner(width)
-        rows = ops.reshape(ops.arange(height, dtype="float32"), (1, height, 1, 1))
-        columns = ops.reshape(ops.arange(width, dtype="float32"), (1, 1, width, 1))
+        rows, columns = pixel_indices(height, width)
         inside = (rows >= top) & (rows < top + self.size) & (columns >= left) & (columns < left + self.size)
         return ops.where(inside, ops.zeros_like(images), images)
 
