@@ -1,0 +1,78 @@
+"""The `kaggle` client as push.py uses it: credentials, an HTTP timeout, and retries with one-line errors.
+
+Kept apart from push.py's road so each reads in one sitting; nothing here knows about kernels or submissions
+beyond the messages that tell a user what to do about a refused call.
+"""
+
+import json
+import os
+import pathlib
+import socket
+import time
+
+RULES = "https://www.kaggle.com/competitions/digit-recognizer/rules"
+
+
+class LoopError(Exception):
+    """A failure the user can act on; printed as one line."""
+
+
+def owner_from_credentials() -> str:
+    if os.environ.get("KAGGLE_USERNAME") and os.environ.get("KAGGLE_KEY"):
+        return os.environ["KAGGLE_USERNAME"]
+    config = pathlib.Path(os.environ.get("KAGGLE_CONFIG_DIR", pathlib.Path.home() / ".kaggle")) / "kaggle.json"
+    if config.is_file():
+        try:
+            return json.loads(config.read_text())["username"]
+        except (ValueError, KeyError):
+            raise LoopError(f"{config}: not a kaggle.json with username and key; download a new one from "
+                            "https://www.kaggle.com/settings (API, Create New Token)") from None
+    if os.environ.get("KAGGLE_API_TOKEN"):
+        return ""  # the token names its user; --owner or the kernel id must say whose kernel it is
+    raise LoopError("no Kaggle credentials: set KAGGLE_USERNAME and KAGGLE_KEY, or put kaggle.json in ~/.kaggle "
+                    "(https://www.kaggle.com/settings, API, Create New Token)")
+
+
+def set_http_timeout(seconds: float):
+    """The kaggle client sends every request with no timeout (requests passes None down explicitly, so
+    socket.setdefaulttimeout does not reach it): give requests' adapter a default."""
+    import requests.adapters
+    send = requests.adapters.HTTPAdapter.send
+
+    def send_with_timeout(self, request, timeout=None, **kwargs):
+        return send(self, request, timeout=timeout or seconds, **kwargs)
+
+    requests.adapters.HTTPAdapter.send = send_with_timeout
+
+
+def connect():
+    owner_from_credentials()
+    from kaggle.api.kaggle_api_extended import KaggleApi
+    api = KaggleApi()
+    api.authenticate()
+    return api
+
+
+def call(what: str, function, *args, retries=4, backoff=2.0, **kwargs):
+    """Calls the API, retrying what a retry can help (429, 5xx, dropped or timed-out connections)."""
+    import requests
+    for attempt in range(1, retries + 1):
+        try:
+            return function(*args, **kwargs)
+        except requests.exceptions.HTTPError as error:
+            status = error.response.status_code if error.response is not None else 0
+            if status == 401:
+                raise LoopError(f"{what}: 401, credentials rejected; check KAGGLE_USERNAME/KAGGLE_KEY") from None
+            if status == 403:
+                raise LoopError(f"{what}: 403, forbidden; accept the competition rules at {RULES}") from None
+            if status == 404:
+                raise LoopError(f"{what}: 404, not found; check the kernel id and competition") from None
+            if status != 429 and status < 500 or attempt == retries:
+                raise LoopError(f"{what}: HTTP {status} after {attempt} tries: {error}") from None
+        except (requests.exceptions.ConnectionError, requests.exceptions.Timeout, socket.timeout) as error:
+            if attempt == retries:
+                raise LoopError(f"{what}: no answer after {attempt} tries ({type(error).__name__}); "
+                                "is Kaggle reachable?") from None
+        except ValueError as error:  # the client's own word, e.g. permission denied on a kernel
+            raise LoopError(f"{what}: {error}") from None
+        time.sleep(backoff * 2 ** (attempt - 1))
