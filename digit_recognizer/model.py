@@ -86,4 +86,8 @@ def build_model(config, augmentation=None) -> keras.Model:
     x = BODIES[config.model](x, config.dropout_scale, config.width)
     # float32 softmax: under mixed precision a bfloat16/float16 softmax rounds confident outputs to 1.0
     outputs = layers.Dense(10, activation="softmax", dtype="float32", name="digit")(x)
-    return keras.Model(inputs, outputs, name=config.model)
+    model = keras.Model(inputs, outputs, name=config.model)
+    for layer in model.layers:  # read at each training step, so setting it here is enough
+        if isinstance(layer, layers.BatchNormalization):
+            layer.momentum = config.bn_momentum
+    return model

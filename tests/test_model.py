@@ -73,3 +73,15 @@ def test_deskew_comes_first_and_stays_float32():
         assert probabilities.shape == (2, 10) and np.all(np.isfinite(probabilities))
     finally:
         keras.config.set_dtype_policy("float32")
+
+
+def test_bn_momentum_reaches_every_batchnorm_and_its_updates():
+    # momentum 0: one training step sets each moving statistic to that batch's own, so inference then reads
+    # the batch exactly as training did (learning rate 0 and no dropout keep everything else still)
+    net = build_model(Config(model="bn", bn_momentum=0.0, dropout_scale=0.0))
+    assert {l.momentum for l in net.layers if isinstance(l, keras.layers.BatchNormalization)} == {0.0}
+    images = np.random.default_rng(0).random((8, 28, 28, 1)).astype("float32")
+    labels = np.eye(10, dtype="float32")[np.arange(8)]
+    net.compile(optimizer=keras.optimizers.SGD(learning_rate=0.0), loss="categorical_crossentropy")
+    net.fit(images, labels, batch_size=8, epochs=1, verbose=0, shuffle=False)
+    assert np.allclose(net(images, training=False), net(images, training=True), atol=1e-4)
