@@ -54,7 +54,7 @@ class Config:
     model: str = "bn"  # family: seed (tutorial's CNN), bn (BatchNorm CNN), deep or m5 (no pooling); bn+deep alternates
     dropout_scale: float = 1.0  # multiplies every dropout rate of the family (1 = as published)
     width: float = 1.0  # multiplies every layer's channels (1 = as published)
-    bn_momentum: float = 0.99  # BatchNorm's moving statistics keep this share of themselves each step (Keras: 0.99)
+    bn_momentum: float = 0.99  # share of BatchNorm's moving statistics kept each step (Keras's); lower settles sooner
     members: int = 1  # ensemble size; members differ by seed, split and initialisation
     epochs: int = 30  # passes over each member's training rows
     batch_size: int = 128  # images per gradient step
@@ -207,7 +207,7 @@ def check(config: Config) -> Config:
     if config.weight_decay < 0:
         raise ValueError(f"config: weight_decay={config.weight_decay} must be 0 (off) or positive, e.g. 0.05")
     if not 0 <= config.bn_momentum < 1:
-        raise ValueError(f"config: bn_momentum={config.bn_momentum} must be in [0, 1), e.g. 0.99 (Keras's) or 0.9 "
+        raise ValueError(f"config: bn_momentum={config.bn_momentum} must be in [0, 1), e.g. 0.99 (Keras's) or 0.95 "
                          "for runs of a few hundred steps")
     if config.width <= 0:
         raise ValueError(f"config: width={config.width} must be positive (1 = the published channels)")
