@@ -10,7 +10,8 @@ import pathlib
 import socket
 import time
 
-RULES = "https://www.kaggle.com/competitions/digit-recognizer/rules"
+COMPETITION = "digit-recognizer"
+RULES = f"https://www.kaggle.com/competitions/{COMPETITION}/rules"
 
 
 class LoopError(Exception):

@@ -26,9 +26,8 @@ import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
-from kaggle_api import LoopError, call, connect, owner_from_credentials, set_http_timeout  # noqa: E402
+from kaggle_api import COMPETITION, LoopError, call, connect, owner_from_credentials, set_http_timeout  # noqa: E402
 
-COMPETITION = "digit-recognizer"
 FINISHED = {"COMPLETE", "ERROR", "CANCEL_REQUESTED", "CANCEL_ACKNOWLEDGED"}
 
 
