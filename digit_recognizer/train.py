@@ -245,20 +245,26 @@ def train_ensemble(config, images, labels, test_images, holdout=None, log=print)
     )
 
 
+def pseudo_labelled(config, images, labels, test_images, test_probabilities, log=print):
+    """The training rows plus the test images that `test_probabilities` (an ensemble's) gives a class with at
+    least `config.pseudo` confidence, labelled with that class."""
+    confident = np.flatnonzero(test_probabilities.max(axis=1) >= config.pseudo)
+    log(f"pseudo-labels: {len(confident)} of {len(test_images)} test images at confidence >= {config.pseudo}")
+    guesses = test_probabilities[confident].argmax(axis=1)
+    return np.concatenate([images, test_images[confident]]), np.concatenate([labels, guesses])
+
+
 def train_with_pseudo_labels(config, images, labels, test_images, holdout=None, log=print) -> Result:
     """The ensemble; with `config.pseudo`, a second ensemble that also learns the test images the first one
     labelled with at least that confidence. Legitimate here: the test images are given, their labels are not."""
     first = train_ensemble(config, images, labels, test_images, holdout, log)
     if not config.pseudo:
         return first
-    confident = np.flatnonzero(first.test_probabilities.max(axis=1) >= config.pseudo)
-    log(f"pseudo-labels: {len(confident)} of {len(test_images)} test images at confidence >= {config.pseudo}; "
-        f"first-round hold-out {first.ensemble_accuracy}")
-    if not len(confident):
+    log(f"first-round hold-out {first.ensemble_accuracy}")
+    taught_images, taught_labels = pseudo_labelled(config, images, labels, test_images, first.test_probabilities, log)
+    if len(taught_labels) == len(labels):
         return first
-    guesses = first.test_probabilities[confident].argmax(axis=1)
-    second = train_ensemble(config, np.concatenate([images, test_images[confident]]),
-                            np.concatenate([labels, guesses]), test_images, holdout, log)
+    second = train_ensemble(config, taught_images, taught_labels, test_images, holdout, log)
     second.histories = first.histories + second.histories
     second.train_seconds += first.train_seconds
     second.first_round = first

@@ -5,6 +5,7 @@
   python scripts/benchmark.py race       --data-dir ../shared/digit-recognizer   # the tutorial's accuracy: its time vs ours
   python scripts/benchmark.py recipe     --data-dir ../shared/digit-recognizer --preset full   # a results row
   python scripts/benchmark.py oof        --data-dir ../shared/digit-recognizer --preset full   # every row scored once (resumes)
+  python scripts/benchmark.py oof ... --set pseudo=0.999 --teacher benchmarks/oof-a   # + its pseudo-labels by fold
   python scripts/benchmark.py road       --data-dir ../shared/digit-recognizer   # bundle, then push.py through the stand-in
   python scripts/benchmark.py pool output/a/holdout_predictions.npz output/b/holdout_predictions.npz   # no training
   python scripts/benchmark.py pool benchmarks/oof-a benchmarks/oof-b   # oof folders: the folds both have saved
@@ -99,99 +100,14 @@ def bench_recipe(args) -> dict:
         "model": config.model}
 
 
-def train_fold(config, settings, images, labels, test_images, kept, held, path) -> None:
-    """One fold's members, trained on `kept` and scored on `held`, saved with the fold's test predictions and
-    timings to `path` (fold-K.npz): a saved fold is never trained again, so an oof run can stop and go on later,
-    in several 10-minute GPU commands or over sessions. `settings` is the config as JSON, kept to check against."""
-    from digit_recognizer import pipeline, train
-    result = train.train_with_pseudo_labels(config, images[kept], labels[kept], test_images,
-                                            (images[held], labels[held]))
-    pipeline.write_member_predictions(
-        path, config, result.member_holdout_probabilities, held, labels[held],
-        test_probabilities=result.test_probabilities.astype(np.float16), train_seconds=result.train_seconds,
-        images_per_second=result.images_per_second, device=result.device, precision=result.precision,
-        settings=settings)
-    print(f"{path.name}: ensemble {result.ensemble_accuracy:.5f}, members {result.member_accuracy}", flush=True)
-
-
-def check_fold(path, settings, held) -> None:
-    """A saved fold must hold the rows this fold holds out and come from the same config (`settings`, as JSON).
-    A field added to Config since the fold was saved counts there as its default, which is how that code ran."""
-    import dataclasses
-    from digit_recognizer.config import Config
-    saved, defaults = np.load(path), dataclasses.asdict(Config())
-    then, now = {**defaults, **json.loads(str(saved["settings"]))}, {**defaults, **json.loads(settings)}
-    # over both sides' fields: one saved by a field since removed still differs, as it did when compared whole
-    changed = ", ".join(f"{name} {then.get(name)} (now {now.get(name)})" for name in sorted(then.keys() | now.keys())
-                        if then.get(name) != now.get(name))
-    if not (np.array_equal(saved["rows"], held) and not changed):
-        raise ValueError(f"{path} was trained with other settings or folds ({changed or 'other rows'}); add "
-                         "--set FIELD=VALUE to match it, give another --out or delete it")
-
-
 def bench_oof(args) -> dict | None:
-    """Out of fold: the recipe trained once per stratified fold of train (`--folds`), each time scored on the fold
-    it did not see, so every train row is scored once and the figures read 42,000 rows, not 4,200. Each fold is
-    saved as it ends (`--fold K` trains only fold K); once all are saved, their members' predictions go to
-    out_of_fold_predictions.npz, which `pool` reads, and the test predictions of all folds, averaged, to
-    submission.csv."""
-    import dataclasses
-    from digit_recognizer import data, pipeline, submit, train
+    """Out of fold (scripts/out_of_fold.py): every train row scored once, by members that never saw it."""
+    import out_of_fold
     config, overrides = recipe_config(args)
-    settings = json.dumps(dataclasses.asdict(config))  # stored in each fold file, and checked on the way back
-    out = pathlib.Path(args.out) if args.out else ROOT / "output" / f"oof-{args.preset}"
-    paths = [out / f"fold-{fold}.npz" for fold in range(1, args.folds + 1)]
     try:
-        submit.writable_folder(out)
-        train_frame, test_frame = data.load(data.find_data(args.data_dir))
-        train_frame = train_frame.iloc[: config.limit or None]
-        labels = train_frame["label"].to_numpy(np.int64)
-        # seeded by --holdout-seed, not --seed: runs with other member seeds score the same folds
-        splits = data.folds(labels, args.folds, config.holdout_seed)
-        for fold in args.fold or []:
-            if not 1 <= fold <= args.folds:
-                raise ValueError(f"--fold {fold}: folds are numbered 1 to {args.folds}")
-        for path, (_, held) in zip(paths, splits):
-            if path.exists():
-                check_fold(path, settings, held)
+        return out_of_fold.run(args, config, overrides, ROOT / "output" / f"oof-{args.preset}")
     except (OSError, KeyError, ValueError) as error:
         sys.exit(f"error: {error}")
-    images, test_images = data.to_images(train_frame), data.to_images(test_frame)
-    for fold in args.fold or range(1, args.folds + 1):
-        kept, held = splits[fold - 1]
-        if paths[fold - 1].exists():
-            print(f"fold {fold}/{args.folds}: saved in {paths[fold - 1]}, not trained again", flush=True)
-            continue
-        print(f"fold {fold}/{args.folds}: {len(kept)} training rows, {len(held)} scored", flush=True)
-        train_fold(config, settings, images, labels, test_images, kept, held, paths[fold - 1])
-    done = [fold for fold, path in enumerate(paths, 1) if path.exists()]
-    missing = [fold for fold in range(1, args.folds + 1) if fold not in done]
-    folds = [np.load(paths[fold - 1]) for fold in done]
-    if missing:
-        if folds:  # a figure over the rows scored so far, printed, not recorded
-            so_far = pool(joined_folds(folds, done))
-            print(f"{len(folds)} of {len(paths)} folds saved, {so_far['rows']} rows: "
-                  f"members {so_far['member_holdout_accuracy']}, ensemble {so_far['ensemble']}")
-        print(f"folds {missing} not trained yet: the same command without --fold trains them and scores all")
-        return None
-    members = np.zeros((config.members, len(labels), 10), np.float32)
-    for fold in folds:
-        members[:, fold["rows"]] = fold["members"]
-    saved = pipeline.write_member_predictions(out / "out_of_fold_predictions.npz", config, members,
-                                              np.arange(len(labels)), labels)
-    test_probabilities = sum(fold["test_probabilities"].astype(np.float64) for fold in folds)
-    submit.write_submission(submit.make_submission(test_probabilities), out / "submission.csv", len(test_images))
-    pooled = pool(load_pool([saved]))  # scored as `pool` scores the file
-    return {"benchmark": "oof", "recipe": args.preset, "overrides": overrides, "folds": args.folds,
-            "fold_ensemble_accuracy": [round(train.accuracy(f["members"].mean(axis=0), f["labels"]), 5) for f in folds],
-            **{k: pooled[k] for k in (
-                "rows", "member_holdout_accuracy", "ensemble", "wrong_by_every_member", "ensemble_errors_share_right")},
-            "seconds": round(sum(float(f["train_seconds"]) for f in folds), 1),
-            "images_per_second_each_fold": [round(float(f["images_per_second"]), 1) for f in folds],
-            "device_each_fold": [str(f["device"]) for f in folds], "precision": str(folds[-1]["precision"]),
-            # of this process only: folds saved by earlier runs count in their own
-            "peak_memory_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
-            "members": config.members, "epochs": config.epochs, "model": config.model, "out": str(out)}
 
 
 def bench_pool(args) -> dict:
@@ -269,6 +185,9 @@ def main():
     parser.add_argument("--folds", type=int, default=10, help="oof: stratified folds of train, each scored once")
     parser.add_argument("--fold", type=int, action="append", help="oof: train only this fold, 1 to --folds "
                         "(repeatable); a fold saved in --out is never trained again")
+    parser.add_argument("--teacher", action="append", metavar="DIR", help="oof, with --set pseudo=C: also train "
+                        "on the test images that this oof folder's members of the same fold label with confidence "
+                        ">= C (repeatable: their members averaged)")
     parser.add_argument("--picture", help="pool: draw the pooled ensemble's worst hold-out errors here (a .png; "
                         "reads train.csv from --data-dir, and the first run's npz must hold rows)")
     parser.add_argument("--average", choices=AVERAGES, action="append", help="pool, compare: how an ensemble joins "

@@ -18,6 +18,7 @@ from digit_recognizer.config import Config
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "scripts"))
 
 import benchmark  # noqa: E402
+import out_of_fold  # noqa: E402
 import pooling  # noqa: E402
 
 
@@ -200,13 +201,16 @@ def oof_setup(tmp_path, sample_frames, monkeypatch):
     def fake_training(config, images, kept_labels, test_images, holdout):
         trained.append(len(kept_labels))
         members = [one_hot(holdout[1]), one_hot(np.zeros(len(holdout[1]), int), sure=0.6)]
-        return train.Result(test_probabilities=np.full((len(test_images), 10), 0.1), holdout_probabilities=None,
+        test_probabilities = np.full((len(test_images), 10), 0.1)
+        test_probabilities[:5] = one_hot(np.full(5, 3), sure=0.9995)  # five test images it is sure are 3s
+        return train.Result(test_probabilities=test_probabilities, holdout_probabilities=None,
                             member_accuracy=[], ensemble_accuracy=0.9, histories=[], train_seconds=1.0,
                             images_per_second=50.0, device="cpu", precision="float32",
                             member_holdout_probabilities=members)
     monkeypatch.setattr(train, "train_with_pseudo_labels", fake_training)
+    monkeypatch.setattr(train, "train_ensemble", fake_training)
     args = argparse.Namespace(preset="fast", epochs_override=None, members=2, model=None, set=[],
-                              data_dir=str(tmp_path), folds=3, fold=None, out=str(tmp_path / "oof"))
+                              data_dir=str(tmp_path), folds=3, fold=None, out=str(tmp_path / "oof"), teacher=None)
     return frame["label"].to_numpy(), args, trained
 
 
@@ -236,14 +240,43 @@ def test_oof_goes_on_from_the_folds_it_saved(tmp_path, sample_frames, monkeypatc
         benchmark.bench_oof(args)
 
 
+def test_oof_with_a_teacher_adds_the_test_images_its_members_of_that_fold_are_sure_of(
+        tmp_path, sample_frames, monkeypatch, capsys):
+    _, args, trained = oof_setup(tmp_path, sample_frames, monkeypatch)
+    benchmark.bench_oof(args)  # the teacher: sure of test images 0-4 in every fold
+    del trained[:]
+    args.out, args.teacher, args.set = str(tmp_path / "student"), [str(tmp_path / "oof")], ["pseudo=0.999"]
+    row = benchmark.bench_oof(args)
+    assert trained == [45, 45, 45] and row["teachers"] == [str(tmp_path / "oof")]
+    assert "teachers: 2 members that held out fold 3" in capsys.readouterr().out
+    args.set = ["pseudo=0.99995"]  # a saved student fold must not be taken for one taught at another confidence
+    with pytest.raises(SystemExit, match="other settings"):
+        benchmark.bench_oof(args)
+
+
+def test_oof_with_a_teacher_stops_before_training_when_it_lacks_a_fold_or_a_confidence(
+        tmp_path, sample_frames, monkeypatch):
+    _, args, trained = oof_setup(tmp_path, sample_frames, monkeypatch)
+    args.fold = [2]
+    benchmark.bench_oof(args)  # a teacher with fold 2 only
+    del trained[:]
+    args.fold, args.out, args.teacher = None, str(tmp_path / "student"), [str(tmp_path / "oof")]
+    with pytest.raises(SystemExit, match="--teacher needs --set pseudo=C"):
+        benchmark.bench_oof(args)
+    args.set = ["pseudo=0.999"]
+    with pytest.raises(SystemExit, match=r"--teacher .*oof: no fold-1.npz; train that fold there first"):
+        benchmark.bench_oof(args)
+    assert trained == []
+
+
 def test_a_fold_saved_before_a_config_field_came_in_counts_it_as_its_default(tmp_path):
     held = np.arange(4)
     older = dataclasses.asdict(Config(epochs=15))
     del older["deskew"]  # the field did not exist when the fold was saved: that code ran without deskewing
     np.savez(tmp_path / "fold-1.npz", rows=held, settings=json.dumps(older))
-    benchmark.check_fold(tmp_path / "fold-1.npz", json.dumps(dataclasses.asdict(Config(epochs=15))), held)
+    out_of_fold.check_fold(tmp_path / "fold-1.npz", json.dumps(dataclasses.asdict(Config(epochs=15))), held)
     with pytest.raises(ValueError, match=r"other settings or folds \(deskew False \(now True\)\)"):
-        benchmark.check_fold(tmp_path / "fold-1.npz", json.dumps(dataclasses.asdict(Config(epochs=15, deskew=True))),
+        out_of_fold.check_fold(tmp_path / "fold-1.npz", json.dumps(dataclasses.asdict(Config(epochs=15, deskew=True))),
                              held)
 
 

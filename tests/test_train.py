@@ -203,6 +203,17 @@ def test_pseudo_labels_add_confident_test_images(monkeypatch):
     assert trained_on == [20]
 
 
+def test_pseudo_labelled_appends_only_the_sure_test_images_with_their_class():
+    images, labels = np.zeros((3, 28, 28, 1)), np.array([4, 5, 6])
+    test = np.arange(4, dtype=np.float32)[:, None, None, None] * np.ones((4, 28, 28, 1))
+    probabilities = np.full((4, 10), 0.01)
+    probabilities[[0, 2, 3], [9, 1, 2]] = [0.999, 0.9989, 0.9995]
+    taught_images, taught_labels = train.pseudo_labelled(Config(pseudo=0.999), images, labels, test, probabilities,
+                                                         log=lambda *_: None)
+    assert taught_labels.tolist() == [4, 5, 6, 9, 2]
+    assert taught_images.shape == (5, 28, 28, 1) and taught_images[3:, 0, 0, 0].tolist() == [0.0, 3.0]
+
+
 def test_pseudo_run_keeps_the_first_rounds_hold_out_scores(monkeypatch, tmp_path):
     digits = iter([7, 3])  # round one reads every image as a 7, round two as a 3
     monkeypatch.setattr(train, "fit_member", lambda *args, **kwargs: (Constant(next(digits)), {"loss": [0.0]}))
