@@ -194,7 +194,8 @@ class Road:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("step", choices=["run", "push", "status", "output", "submit", "score"], nargs="?", default="run")
+    parser.add_argument("step", choices=["run", "push", "status", "output", "submit", "score"], nargs="?",
+                        default="run")
     parser.add_argument("file", nargs="?", help="submit: the submission.csv to send")
     parser.add_argument("--fast", action="store_true", help="push the --fast smoke run instead of the full recipe")
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
@@ -221,7 +222,8 @@ def main(argv=None) -> int:
             road.push()
         elif options.step == "status":
             response = road.api_call("status", "kernels_status", road.kernel())
-            print(f"{road.kernel()}: {getattr(response.status, 'name', response.status)} {response.failure_message or ''}")
+            status = getattr(response.status, "name", response.status)
+            print(f"{road.kernel()}: {status} {response.failure_message or ''}")
         elif options.step == "output":
             road.output(road.runs / f"{utc_stamp()}-output")
         elif options.step == "submit":
