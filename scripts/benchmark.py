@@ -35,8 +35,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from pooling import (AVERAGES, compare, draw_pooled_errors, joined_folds, load_pool, member_curve,  # noqa: E402
-                     pool, stacked)
+from pooling import AVERAGES, compare, draw_pooled_errors, load_pool, member_curve, pool, stacked  # noqa: E402
 
 
 def record(row: dict, results: pathlib.Path) -> dict:

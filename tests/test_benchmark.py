@@ -252,6 +252,9 @@ def test_oof_with_a_teacher_adds_the_test_images_its_members_of_that_fold_are_su
     args.set = ["pseudo=0.99995"]  # a saved student fold must not be taken for one taught at another confidence
     with pytest.raises(SystemExit, match="other settings"):
         benchmark.bench_oof(args)
+    args.set, args.folds, args.out = ["pseudo=0.999"], 2, str(tmp_path / "halves")  # teachers of other folds
+    with pytest.raises(SystemExit, match="fold-1.npz holds out other rows than this fold"):
+        benchmark.bench_oof(args)
 
 
 def test_oof_with_a_teacher_stops_before_training_when_it_lacks_a_fold_or_a_confidence(
