@@ -89,11 +89,12 @@ def run(args, config, overrides, default_out) -> dict | None:
     for fold in args.fold or []:
         if not 1 <= fold <= args.folds:
             raise ValueError(f"--fold {fold}: folds are numbered 1 to {args.folds}")
+    taught = {}  # fold -> (the teachers' test probabilities, their member count), for each fold to train
     for fold, (path, (_, held)) in enumerate(zip(paths, splits), 1):
         if path.exists():
             check_fold(path, settings, held)
         elif teachers and fold in (args.fold or range(1, args.folds + 1)):
-            teacher_probabilities(teachers, fold, held)  # a missing teacher fold stops the run now, not hours in
+            taught[fold] = teacher_probabilities(teachers, fold, held)  # a missing fold stops the run now, not hours in
     images, test_images = data.to_images(train_frame), data.to_images(test_frame)
     for fold in args.fold or range(1, args.folds + 1):
         kept, held = splits[fold - 1]
@@ -101,9 +102,8 @@ def run(args, config, overrides, default_out) -> dict | None:
             print(f"fold {fold}/{args.folds}: saved in {paths[fold - 1]}, not trained again", flush=True)
             continue
         print(f"fold {fold}/{args.folds}: {len(kept)} training rows, {len(held)} scored", flush=True)
-        teacher = None
+        teacher, count = taught.get(fold, (None, 0))
         if teachers:
-            teacher, count = teacher_probabilities(teachers, fold, held)
             print(f"teachers: {count} members that held out fold {fold}", flush=True)
         train_fold(config, settings, images, labels, test_images, kept, held, paths[fold - 1], teacher)
     done = [fold for fold, path in enumerate(paths, 1) if path.exists()]

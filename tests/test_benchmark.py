@@ -279,8 +279,8 @@ def test_a_fold_saved_before_a_config_field_came_in_counts_it_as_its_default(tmp
     np.savez(tmp_path / "fold-1.npz", rows=held, settings=json.dumps(older))
     out_of_fold.check_fold(tmp_path / "fold-1.npz", json.dumps(dataclasses.asdict(Config(epochs=15))), held)
     with pytest.raises(ValueError, match=r"other settings or folds \(deskew False \(now True\)\)"):
-        out_of_fold.check_fold(tmp_path / "fold-1.npz", json.dumps(dataclasses.asdict(Config(epochs=15, deskew=True))),
-                             held)
+        out_of_fold.check_fold(tmp_path / "fold-1.npz",
+                               json.dumps(dataclasses.asdict(Config(epochs=15, deskew=True))), held)
 
 
 @pytest.mark.parametrize("arguments, says", [([], "usage"), (["oof"], "output folder"), (["oof", "out"], "process count")])
