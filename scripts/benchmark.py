@@ -52,9 +52,14 @@ def bench_fast(args) -> dict:
     """The whole `kernel.py --fast` process, `--repeat` times: wall time from start to written submission (median,
     because identical runs here took from 50 s to twice that: the second core is not always there), accuracy (the
     same every run: seeds plus op determinism), peak memory."""
+    from digit_recognizer import config as configuration
     out = ROOT / "output" / "benchmark-fast"
     command = [sys.executable, str(ROOT / "kernel.py"), "--fast", "--out", str(out)]
     command += ["--data-dir", args.data_dir] if args.data_dir else []
+    try:
+        command += configuration.settings_flags(args.set)
+    except ValueError as error:
+        sys.exit(f"error: {error}")
     walls = []
     for _ in range(args.repeat):
         started = time.perf_counter()
@@ -198,7 +203,8 @@ def main():
     parser.add_argument("--curve", action="store_true", help="pool: also the errors of random k-member subsets, "
                         "k = 1 to all, and the floor a + b/k fitted to them points at")
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                        help="recipe, oof: override any Config field, as kernel.py's flag would (e.g. --set decay=0.8)")
+                        help="recipe, oof, fast: override any Config field, as kernel.py's flag would "
+                        "(e.g. --set decay=0.8)")
     parser.add_argument("--results", default=str(ROOT / "benchmarks" / "results.jsonl"))
     args = parser.parse_args()
     if len(args.average or ()) > (2 if args.what == "compare" else 1):

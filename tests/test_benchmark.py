@@ -283,8 +283,26 @@ def test_a_fold_saved_before_a_config_field_came_in_counts_it_as_its_default(tmp
                                json.dumps(dataclasses.asdict(Config(epochs=15, deskew=True))), held)
 
 
-@pytest.mark.parametrize("arguments, says", [([], "usage"), (["oof"], "output folder"), (["oof", "out"], "process count")])
+@pytest.mark.parametrize("arguments, says",
+                         [([], "usage"), (["oof"], "output folder"), (["oof", "out"], "process count")])
 def test_gpu_checks_says_what_it_needs(arguments, says):
     script = pathlib.Path(__file__).resolve().parents[1] / "scripts" / "gpu_checks.sh"
     done = subprocess.run(["bash", str(script), *arguments], capture_output=True, text=True)
     assert done.returncode != 0 and says in done.stderr
+
+
+def test_fast_passes_set_to_kernel_and_refuses_a_field_that_is_not_one(monkeypatch):
+    commands = []
+
+    def failing_run(command, **options):
+        commands.append(command)
+        return subprocess.CompletedProcess(command, 1, "", "kernel said no")
+    monkeypatch.setattr(benchmark.subprocess, "run", failing_run)
+    args = argparse.Namespace(data_dir=None, repeat=3, set=["batch_size=64"])
+    with pytest.raises(SystemExit, match="kernel said no"):
+        benchmark.bench_fast(args)
+    assert commands[0][-2:] == ["--batch-size", "64"] and "--fast" in commands[0]
+    args.set = ["batch=64"]
+    with pytest.raises(SystemExit, match="--set batch=64: expected FIELD=VALUE"):
+        benchmark.bench_fast(args)
+    assert len(commands) == 1
