@@ -90,12 +90,13 @@ PRESETS = {
     # A smoke run of the whole road, about 50 s from start to submission.csv at hold-out ~0.986 on the AMD machine
     # (seeds 42, 7 and 123: 0.9867, 0.9850, 0.9855, BatchNorm momentum 0.99); 62-76 s on the AMX Xeon. One epoch
     # over all rows beat two over fewer (seed CNN, 2 epochs, 25,200 rows: 0.9857 in 60 s); batch 32 and a high rate
-    # that decays 20x within the epoch make BatchNorm settle in one pass (batch 64: 0.9824); augmentation costs
-    # accuracy this short. BatchNorm momentum 0.9 (PyTorch's default), not Keras's 0.99, whose moving statistics
-    # still carry the first steps' after a few hundred: the demo sample's 113 steps read 0.100 / 0.200 / 0.138 on
-    # its hold-out at 0.99 (seeds 42, 7, 123), 0.938 / 0.933 / 0.928 at 0.9; --limit 10000 (282 steps) 0.179 / 0.256
-    # / 0.146 against 0.961 / 0.957 / 0.961. On all rows 0.9 scored 0.98786 / 0.98595 / 0.98762 against 0.98881 /
-    # 0.98619 / 0.98786 (6 of 12,600 rows).
+    # that decays 20x within the epoch make BatchNorm settle in one pass (batch 64: 0.9824; on the AMX Xeon batch 48
+    # and 64 were no faster start to end, 73.6 and 68.6 s against 71.7 s, and lost up to ten images); augmentation
+    # costs accuracy this short. BatchNorm momentum 0.9 (PyTorch's default), not Keras's 0.99, whose moving
+    # statistics still carry the first steps' after a few hundred: the demo sample's 113 steps read 0.100 / 0.200 /
+    # 0.138 on its hold-out at 0.99 (seeds 42, 7, 123), 0.938 / 0.933 / 0.928 at 0.9; --limit 10000 (282 steps)
+    # 0.179 / 0.256 / 0.146 against 0.961 / 0.957 / 0.961. On all rows 0.9 scored 0.98786 / 0.98595 / 0.98762
+    # against 0.98881 / 0.98619 / 0.98786 (6 of 12,600 rows).
     "fast": Config(model="bn", epochs=1, batch_size=32, learning_rate=3e-3, decay=0.05, bn_momentum=0.9,
                    rotation=0.0, zoom=0.0, shift=0.0),
     # The Kaggle GPU run (see README "The recipe"): Deotte's BatchNorm CNN alternating with the deeper no-pooling
