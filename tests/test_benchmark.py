@@ -1,5 +1,5 @@
-"""scripts/benchmark.py's pool (members saved by separate runs, averaged as one ensemble: scripts/pooling.py) and oof
-(one run per fold)."""
+"""scripts/benchmark.py's pool (members saved by separate runs, averaged as one ensemble: scripts/pooling.py), oof
+(one run per fold) and the flags fast hands kernel.py."""
 
 import argparse
 import dataclasses
