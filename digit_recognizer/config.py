@@ -73,6 +73,7 @@ class Config:
     elastic: float = 0.0  # augmentation: elastic distortion, pixels per unit of smoothed noise (Simard: 34; 0 = off)
     cutout: int = 0  # augmentation: side in pixels of a square blanked at a random place in each digit (0 = off)
     deskew: bool = False  # shear each digit upright by its pixel moments, in training and prediction alike
+    ink_width: float = 0.0  # stretch each digit sideways to this column spread of ink, pixels (MNIST: 3.8; 0 = off)
     augment_in: str = "auto"  # where augmentation runs: auto (= model), model, or map (a tf.data map; TensorFlow only)
     precision: str = "auto"  # auto, float32, mixed_bfloat16 or mixed_float16
     tta: int = 0  # test-time augmentation: extra predictions on copies shifted by one pixel (0, 4 or 8)

@@ -78,10 +78,11 @@ BODIES = {"seed": seed_body, "bn": bn_body, "deep": deep_body, "m5": m5_body}
 
 
 def build_model(config, augmentation=None) -> keras.Model:
-    """The family named by `config.model`; with `config.deskew` the digits are sheared upright first, then
-    `augmentation` (a layer) runs, in training only."""
+    """The family named by `config.model`; with `config.deskew` the digits are sheared upright first, with
+    `config.ink_width` stretched to that width next, then `augmentation` (a layer) runs, in training only."""
     inputs = keras.Input(shape=(28, 28, 1), name="image")
     x = augment.Deskew(name="deskew")(inputs) if config.deskew else inputs
+    x = augment.InkWidth(config.ink_width, name="ink_width")(x) if config.ink_width else x
     x = augmentation(x) if augmentation is not None else x
     x = BODIES[config.model](x, config.dropout_scale, config.width)
     # float32 softmax: under mixed precision a bfloat16/float16 softmax rounds confident outputs to 1.0

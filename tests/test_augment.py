@@ -41,7 +41,8 @@ def test_elastic_bends_strokes_and_keeps_ink():
 
 
 def resampling_layers():
-    return [augment.RandomElastic(8.0, seed=1), augment.RandomAffine(10.0, 0.1, 0.1, seed=1), augment.Deskew()]
+    return [augment.RandomElastic(8.0, seed=1), augment.RandomAffine(10.0, 0.1, 0.1, seed=1), augment.Deskew(),
+            augment.InkWidth(4.0)]
 
 
 def test_resampling_layers_stay_float32_under_bfloat16():
@@ -134,6 +135,28 @@ def centre_of_mass(images):
     mass = ink.sum(axis=(1, 2))
     return np.stack([(ink.sum(axis=2) * np.arange(28)).sum(axis=1) / mass,
                      (ink.sum(axis=1) * np.arange(28)).sum(axis=1) / mass], axis=1)
+
+
+def column_spread(image):
+    """The ink's column standard deviation, pixels."""
+    ink = image[..., 0].sum(axis=0)
+    centre = (ink * np.arange(28)).sum() / ink.sum()
+    return np.sqrt((ink * (np.arange(28) - centre) ** 2).sum() / ink.sum())
+
+
+def test_ink_width_stretches_narrow_digits_and_squeezes_wide_ones_about_their_centre():
+    images = np.zeros((3, 28, 28, 1), np.float32)
+    images[0, 6:22, 9:15] = 1.0  # narrow, left of centre: spread 1.71
+    images[1, 6:22, 5:23] = 1.0  # wide: spread 5.19
+    images[2, 6:22, 13:15] = 1.0  # a thin bar: spread 0.5, stretched by the most allowed, 2x
+    out = np.asarray(augment.InkWidth(3.0)(images))
+    spreads = [column_spread(image) for image in out]
+    # bilinear sampling blurs a stretched edge and drops a little ink squeezed between samples: within 0.2 px
+    assert abs(spreads[0] - 3.0) < 0.2 and abs(spreads[1] - 3.0) < 0.2
+    assert 1.0 <= spreads[2] < 1.5  # 2x a bar of 0.5 (its edges blurred), far short of 3
+    assert np.allclose(centre_of_mass(out), centre_of_mass(images), atol=0.05)
+    assert np.array_equal(out[:, :6], np.zeros_like(out[:, :6]))  # rows move not at all
+    assert np.all(np.asarray(augment.InkWidth(3.0)(np.zeros((1, 28, 28, 1), np.float32))) == 0.0)
 
 
 def test_affine_turns_and_zooms_about_the_centre_and_shifts_up_to_its_limit():

@@ -62,13 +62,13 @@ def test_m5_is_the_papers_five_valid_convolutions():
     assert net.get_layer("digit").input.shape == (None, 8 * 8 * 160)  # no pooling: 28 - 5 * 4 = 8
 
 
-def test_deskew_comes_first_and_stays_float32():
+def test_deskew_and_ink_width_come_first_and_stay_float32():
     keras.config.set_dtype_policy("mixed_bfloat16")
     try:
-        config = Config(model="bn", deskew=True)
+        config = Config(model="bn", deskew=True, ink_width=3.8)
         net = build_model(config, augment.augmentation(config))
-        assert [layer.name for layer in net.layers[1:3]] == ["deskew", "augmentation"]
-        assert net.get_layer("deskew").compute_dtype == "float32"
+        assert [layer.name for layer in net.layers[1:4]] == ["deskew", "ink_width", "augmentation"]
+        assert net.get_layer("deskew").compute_dtype == net.get_layer("ink_width").compute_dtype == "float32"
         probabilities = np.asarray(net(np.random.rand(2, 28, 28, 1).astype("float32"), training=False))
         assert probabilities.shape == (2, 10) and np.all(np.isfinite(probabilities))
     finally:
