@@ -208,6 +208,8 @@ def check(config: Config) -> Config:
     if not 0 <= config.cutout < 28:
         raise ValueError(f"config: cutout={config.cutout} must be 0 (off) or a square's side in pixels below 28, "
                          "e.g. 8")
+    if not 0 <= config.ink_width < 14:  # a spread of 14 would put half the ink outside the frame
+        raise ValueError(f"config: ink_width={config.ink_width} must be 0 (off) or a spread in pixels below 14, e.g. 5")
     if config.weight_decay < 0:
         raise ValueError(f"config: weight_decay={config.weight_decay} must be 0 (off) or positive, e.g. 0.05")
     if not 0 <= config.bn_momentum < 1:

@@ -35,6 +35,7 @@ def test_every_field_has_help_from_its_comment():
     ({"elastic": -1.0}, "elastic=-1.0 must be 0 \\(off\\) or a positive strength"),
     ({"cutout": 28}, "cutout=28 must be 0 \\(off\\) or a square's side in pixels below 28"),
     ({"weight_decay": -0.1}, "weight_decay=-0.1 must be 0 \\(off\\) or positive"),
+    ({"ink_width": -1.0}, "ink_width=-1.0 must be 0 \\(off\\) or a spread in pixels below 14"),
     ({"bn_momentum": 1.0}, r"bn_momentum=1.0 must be in \[0, 1\)"),
 ])
 def test_bad_values_name_field_and_fix(override, message):
