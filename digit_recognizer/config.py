@@ -33,6 +33,9 @@ log in benchmarks/README.md):
   84 without), and the best pool one to three images worse (benchmarks/README.md, "Cutout and weight decay").
 - `deskew` off: out of fold over ten folds, a deskewed `bn` pair made 168 errors where plain pairs made 172 and
   168; two plain and two deskewed members 151 and 146, four plain 158; without one fold 142 and 138 vs 142.
+- `ink_width` off: out of fold on folds 1-5 of ten, a member reading digits stretched to a column spread of 5
+  made 101 errors against 107 for the same seed without, a pair with a plain member 86 against 95 for a plain
+  pair (p 0.093), and beside the best pool 83 against 81.
 - `width=1`: the seed-42 `bn` member at `width=2` scored the same 0.99524 in 2.4x the time (1,304 s).
 - `validation=0`: three `bn` members each on its own 90% scored 0.99452 / 0.99429 / 0.99381 (0.99524 / 0.99548 /
   0.99381 on all rows), ensemble 0.99548, where three others on all rows made 0.99571.
