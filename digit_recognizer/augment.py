@@ -112,19 +112,16 @@ def pixel_indices(height, width):
 
 
 def ink_moments(images):
-    """Per image: a function averaging a per-pixel value over the ink, and the ink's centre (row, column)."""
-    height, width = images.shape[1], images.shape[2]
-    rows, columns = pixel_indices(height, width)
+    """Per image: a function averaging a per-pixel value over the ink, the ink's centre (row, column), and each
+    pixel's distance from it (row, column), shaped to broadcast against the images."""
+    rows, columns = pixel_indices(images.shape[1], images.shape[2])
     mass = ops.sum(images, axis=(1, 2, 3)) + 1e-6  # a blank image has no moments, not a division by zero
 
     def average(values):  # per image, weighted by ink
         return ops.sum(images * values, axis=(1, 2, 3)) / mass
-    return average, average(rows), average(columns)
-
-
-def offsets(centre, indices):
-    """Each pixel's distance from its image's centre along one axis, (N, 1, 1, 1) against (1, ..., 1)."""
-    return indices - ops.reshape(centre, (-1, 1, 1, 1))
+    row_centre, column_centre = average(rows), average(columns)
+    return (average, (row_centre, column_centre),
+            (rows - ops.reshape(row_centre, (-1, 1, 1, 1)), columns - ops.reshape(column_centre, (-1, 1, 1, 1))))
 
 
 class Deskew(Resampling):
@@ -136,9 +133,7 @@ class Deskew(Resampling):
     tensorflow_xla = False
 
     def call(self, images):
-        rows, columns = pixel_indices(images.shape[1], images.shape[2])
-        average, row_centre, column_centre = ink_moments(images)
-        row_offset, column_offset = offsets(row_centre, rows), offsets(column_centre, columns)
+        average, (row_centre, _), (row_offset, column_offset) = ink_moments(images)
         # clipped: a flat stroke (a dash, a blob) has almost no row variance and would shear without limit
         slant = ops.clip(average(row_offset * column_offset) / (average(row_offset**2) + 1e-6), -1.0, 1.0)
         zeros, ones = ops.zeros_like(slant), ops.ones_like(slant)
@@ -161,9 +156,8 @@ class InkWidth(Resampling):
         self.target = target
 
     def call(self, images):
-        _, columns = pixel_indices(images.shape[1], images.shape[2])
-        average, _, column_centre = ink_moments(images)
-        spread = ops.sqrt(average(offsets(column_centre, columns) ** 2)) + 1e-6
+        average, (_, column_centre), (_, column_offset) = ink_moments(images)
+        spread = ops.sqrt(average(column_offset**2)) + 1e-6
         stretch = ops.clip(self.target / spread, 0.5, 2.0)
         zeros, ones = ops.zeros_like(stretch), ops.ones_like(stretch)
         # output (x, y) reads input (centre + (x - centre) / stretch, y)
