@@ -33,9 +33,9 @@ log in benchmarks/README.md):
   84 without), and the best pool one to three images worse (benchmarks/README.md, "Cutout and weight decay").
 - `deskew` off: out of fold over ten folds, a deskewed `bn` pair made 168 errors where plain pairs made 172 and
   168; two plain and two deskewed members 151 and 146, four plain 158; without one fold 142 and 138 vs 142.
-- `ink_width` off: out of fold on folds 1-5 of ten, a member reading digits stretched to a column spread of 5
-  made 101 errors against 107 for the same seed without, a pair with a plain member 86 against 95 for a plain
-  pair (p 0.093), and beside the best pool 83 against 81.
+- `ink_width` off: out of fold over ten folds, a member reading digits stretched to a column spread of 5 made
+  176 errors against 179 for the same seed without; with a plain partner 148 against 162 for a plain pair
+  (p 0.044), as a deskewed partner does (147); beside the best pool 137 against 131 (p 0.070).
 - `width=1`: the seed-42 `bn` member at `width=2` scored the same 0.99524 in 2.4x the time (1,304 s).
 - `validation=0`: three `bn` members each on its own 90% scored 0.99452 / 0.99429 / 0.99381 (0.99524 / 0.99548 /
   0.99381 on all rows), ensemble 0.99548, where three others on all rows made 0.99571.
@@ -91,8 +91,8 @@ class Config:
 
 
 PRESETS = {
-    # A smoke run of the whole road, about 50 s from start to submission.csv at hold-out ~0.986 on the AMD machine
-    # (seeds 42, 7 and 123: 0.9867, 0.9850, 0.9855, BatchNorm momentum 0.99); 62-76 s on the AMX Xeon. One epoch
+    # A smoke run of the whole road, 52 s from start to submission.csv at hold-out ~0.986 on an AMD machine (seeds
+    # 42, 7, 123: 0.9867, 0.9850, 0.9855, BatchNorm momentum 0.99), 70 s on another, 62-76 s on the AMX Xeon. One epoch
     # over all rows beat two over fewer (seed CNN, 2 epochs, 25,200 rows: 0.9857 in 60 s); batch 32 and a high rate
     # that decays 20x within the epoch make BatchNorm settle in one pass (batch 64: 0.9824; on the AMX Xeon batch 48
     # and 64 were no faster start to end, 73.6 and 68.6 s against 71.7 s, and lost up to ten images); augmentation
