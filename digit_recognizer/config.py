@@ -35,7 +35,7 @@ log in benchmarks/README.md):
   168; two plain and two deskewed members 151 and 146, four plain 158; without one fold 142 and 138 vs 142.
 - `ink_width` off: out of fold over ten folds, a member reading digits stretched to a column spread of 5 made
   176 errors against 179 for the same seed without; with a plain partner 148 against 162 for a plain pair
-  (p 0.044), as a deskewed partner does (147); beside the best pool 137 against 131 (p 0.070).
+  (p 0.044), as a deskewed partner does (147); beside the best pool 137 against 131 (p 0.070). Width 3: 192.
 - `width=1`: the seed-42 `bn` member at `width=2` scored the same 0.99524 in 2.4x the time (1,304 s).
 - `validation=0`: three `bn` members each on its own 90% scored 0.99452 / 0.99429 / 0.99381 (0.99524 / 0.99548 /
   0.99381 on all rows), ensemble 0.99548, where three others on all rows made 0.99571.
