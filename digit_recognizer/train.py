@@ -111,7 +111,7 @@ def learning_rate(config, steps_per_epoch: int):
 
 
 def make_optimizer(config, rate):
-    """Adam or the tutorial's RMSprop at `rate` (a float or a schedule: learning_rate). With `weight_decay`, Keras
+    """Adam, the tutorial's RMSprop or SGD with Nesterov momentum at `rate` (a float or a schedule: learning_rate). With `weight_decay`, Keras
     3 decouples it from the gradient (AdamW's rule, for either optimizer): each step every kernel shrinks by
     rate x weight_decay of itself. BatchNorm's scales and offsets and the biases are left alone, as usual: a
     convolution followed by BatchNorm does not care about its kernel's size, so the decay there only speeds up
@@ -120,6 +120,8 @@ def make_optimizer(config, rate):
     options |= {"weight_decay": config.weight_decay} if config.weight_decay else {}
     if config.optimizer == "rmsprop":
         optimizer = keras.optimizers.RMSprop(learning_rate=rate, rho=0.9, epsilon=1e-8, **options)
+    elif config.optimizer == "sgd":
+        optimizer = keras.optimizers.SGD(learning_rate=rate, momentum=0.9, nesterov=True, **options)
     else:
         optimizer = keras.optimizers.Adam(learning_rate=rate, **options)
     if config.weight_decay:

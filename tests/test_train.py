@@ -140,6 +140,15 @@ def test_weight_decay_shrinks_kernels_and_spares_batchnorm():
     assert train.make_optimizer(TINY, 0.1).weight_decay is None
 
 
+def test_sgd_takes_a_nesterov_momentum_step():
+    weight = keras.Variable(np.ones(2, "float32"))
+    optimizer = train.make_optimizer(dataclasses.replace(TINY, optimizer="sgd"), 0.1)
+    optimizer.apply_gradients([(keras.ops.convert_to_tensor(np.array([1.0, -2.0], "float32")), weight)])
+    # Nesterov's first step looks ahead along the new velocity: (1 + 0.9) x rate x gradient, where plain SGD
+    # moves 0.1 x gradient and Adam 0.1 x its sign
+    assert np.allclose(keras.ops.convert_to_numpy(weight), [1 - 0.19, 1 + 0.38])
+
+
 def test_precision_avoids_float16_on_mirrored_gpus(monkeypatch):
     if keras.backend.backend() != "tensorflow":
         pytest.skip("the mirrored float16 guard is for TensorFlow")
