@@ -111,11 +111,12 @@ def learning_rate(config, steps_per_epoch: int):
 
 
 def make_optimizer(config, rate):
-    """Adam, the tutorial's RMSprop or SGD with Nesterov momentum at `rate` (a float or a schedule: learning_rate). With `weight_decay`, Keras
-    3 decouples it from the gradient (AdamW's rule, for either optimizer): each step every kernel shrinks by
-    rate x weight_decay of itself. BatchNorm's scales and offsets and the biases are left alone, as usual: a
-    convolution followed by BatchNorm does not care about its kernel's size, so the decay there only speeds up
-    the effective learning rate, while shrinking the BatchNorm scale would shrink the signal itself."""
+    """Adam, the tutorial's RMSprop or SGD with Nesterov momentum at `rate` (a float or a schedule:
+    learning_rate). With `weight_decay`, Keras 3 decouples it from the gradient (AdamW's rule, for any of them):
+    each step every kernel shrinks by rate x weight_decay of itself. BatchNorm's scales and offsets and the
+    biases are left alone, as usual: a convolution followed by BatchNorm does not care about its kernel's size,
+    so the decay there only speeds up the effective learning rate, while shrinking the BatchNorm scale would
+    shrink the signal itself."""
     options = {"use_ema": True, "ema_momentum": config.ema} if config.ema else {}
     options |= {"weight_decay": config.weight_decay} if config.weight_decay else {}
     if config.optimizer == "rmsprop":
