@@ -36,8 +36,8 @@ log in benchmarks/README.md):
 - `ink_width` off: out of fold over ten folds, a member reading digits stretched to a column spread of 5 made
   176 errors against 179 for the same seed without; with a plain partner 148 against 162 for a plain pair
   (p 0.044), as a deskewed partner does (147); beside the best pool 137 against 131 (p 0.070). Width 3: 192.
-- `optimizer="adam"`: out of fold (folds 1-7 of ten), SGD with Nesterov momentum at 0.05 made the seed-42 member
-  144 errors against 131 with Adam (p 0.18), and the best pool 103 against 100; at 0.15 (folds 1-3) 80 against 70.
+- `optimizer="adam"`: out of fold (all ten folds), SGD with Nesterov momentum at 0.05 made the seed-42 member
+  190 errors against 179 with Adam (p 0.34), and the best pool 136 against 131; at 0.15 (folds 1-3) 80 against 70.
 - `batch_size=64` in the full preset: out of fold (all ten folds), batch 32 made the seed-42 member 170 errors
   against 179 (p 0.41), the best pool 131 against 131, and trained no faster per fold here.
 - `width=1`: the seed-42 `bn` member at `width=2` scored the same 0.99524 in 2.4x the time (1,304 s).
