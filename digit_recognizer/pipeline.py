@@ -2,8 +2,11 @@
 
 import dataclasses
 import json
+import os
 import pathlib
 import resource
+import sys
+import tempfile
 import time
 
 import numpy as np
@@ -13,6 +16,35 @@ from digit_recognizer import config as configuration, data, report, submit
 
 def peak_memory_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def import_training():
+    """digit_recognizer.train, which loads Keras and its backend. TensorFlow prints a dozen C++ start-up lines
+    (oneDNN, CUDA stubs, CPU features) that look like failures: unless the user set TF_CPP_MIN_LOG_LEVEL, they
+    go to a scratch file, shown only if the import fails."""
+    if "TF_CPP_MIN_LOG_LEVEL" in os.environ:
+        from digit_recognizer import train
+        return train
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"  # the lines TensorFlow logs after its start-up
+    sys.stderr.flush()
+    try:
+        saved = os.dup(2)
+    except OSError:  # no stderr to silence
+        from digit_recognizer import train
+        return train
+    with tempfile.TemporaryFile() as scratch:
+        os.dup2(scratch.fileno(), 2)  # a file descriptor, not sys.stderr: the lines come from C++
+        try:
+            from digit_recognizer import train
+        except BaseException:
+            os.dup2(saved, 2)
+            scratch.seek(0)
+            sys.stderr.write(scratch.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+    return train
 
 
 def write_member_predictions(path, config, members, rows, labels, **extra) -> pathlib.Path:
@@ -39,7 +71,14 @@ def write_holdout_predictions(out_dir, config, result, rows, labels) -> pathlib.
 
 def run(config, source: data.Source, out_dir, log=print, plots=True) -> dict:
     """Trains and writes `out_dir/submission.csv`, summary.json and (with `plots`) the pictures of the run."""
-    started = time.perf_counter()
+    started = clock = time.perf_counter()
+    seconds = {}
+
+    def lap(phase):  # the seconds since the last lap, under `phase`
+        nonlocal clock
+        seconds[phase] = round(time.perf_counter() - clock, 2)
+        clock = time.perf_counter()
+
     out_dir = submit.writable_folder(out_dir)
     log(f"config: {json.dumps(dataclasses.asdict(config))}")
     log(f"data: {source.describe()}")
@@ -52,12 +91,16 @@ def run(config, source: data.Source, out_dir, log=print, plots=True) -> dict:
     log(f"train {len(labels)} rows, test {len(test_images)} rows; label counts {counts}")
     kept, held = data.split(labels, config.holdout, config.holdout_seed)
     holdout = (images[held], labels[held]) if len(held) else None
-    load_seconds = time.perf_counter() - started
+    lap("read and check")
 
-    # imported here, not at the top: Keras loads its backend (seconds, and log lines) only once the data is good
-    from digit_recognizer import train
+    # imported here, not at the top: Keras loads its backend (seconds) only once the data is good
+    train = import_training()
+    lap("imports")
 
     result = train.train_with_pseudo_labels(config, images[kept], labels[kept], test_images, holdout, log=log)
+    lap("train and predict")
+    seconds["train"] = round(result.train_seconds, 2)
+    seconds["predict"] = round(seconds.pop("train and predict") - result.train_seconds, 2)
 
     frame = submit.make_submission(result.test_probabilities)
     path = submit.write_submission(frame, out_dir / "submission.csv", len(test_images))
@@ -72,8 +115,7 @@ def run(config, source: data.Source, out_dir, log=print, plots=True) -> dict:
         "ensemble_holdout_accuracy": result.ensemble_accuracy,
         **({} if result.first_round is None else {"first_round_holdout_accuracy": {
             "members": result.first_round.member_accuracy, "ensemble": result.first_round.ensemble_accuracy}}),
-        "seconds": {"load": round(load_seconds, 2), "train": round(result.train_seconds, 2),
-                    "total": round(time.perf_counter() - started, 2)},
+        "seconds": seconds,
         "images_per_second": round(result.images_per_second, 1),
         "peak_memory_mb": round(peak_memory_mb(), 1),
         "device": result.device,
@@ -84,17 +126,17 @@ def run(config, source: data.Source, out_dir, log=print, plots=True) -> dict:
     }
     if holdout is not None:
         summary["holdout_predictions"] = write_holdout_predictions(out_dir, config, result, held, holdout[1]).name
+    lap("write")
     if plots:
-        drawn = time.perf_counter()
-        pictures = report.write_plots(out_dir, counts, result, holdout)
-        summary["plots"] = [p.name for p in pictures]
-        log(f"plots: {', '.join(summary['plots'])} ({time.perf_counter() - drawn:.1f} s)")
+        summary["plots"] = [p.name for p in report.write_plots(out_dir, counts, result, holdout)]
+        lap("plots")
+    seconds["total"] = round(time.perf_counter() - started, 2)
     submit.write_atomic(out_dir / "summary.json",
                         lambda temporary: pathlib.Path(temporary).write_text(json.dumps(summary, indent=1)))
     accuracy = "n/a (no hold-out)" if result.ensemble_accuracy is None else f"{result.ensemble_accuracy:.5f}"
     log(f"hold-out accuracy: {accuracy}; members {[round(a, 5) for a in result.member_accuracy]}")
-    log(f"time: load {load_seconds:.1f} s, train {result.train_seconds:.1f} s, "
-        f"{result.images_per_second:.0f} images/s on {result.device} ({result.precision}); "
+    log("time: " + ", ".join(f"{phase} {value:.1f} s" for phase, value in seconds.items()))
+    log(f"{result.images_per_second:.0f} training images/s on {result.device} ({result.precision}); "
         f"peak memory {summary['peak_memory_mb']:.0f} MB")
-    log(f"wrote {path}")
+    log(f"wrote {path}" + (f" and {len(summary['plots'])} pictures" if plots else ""))
     return summary

@@ -98,9 +98,14 @@ def schedule_callbacks(config, has_validation: bool) -> list:
 def learning_rate(config, steps_per_epoch: int):
     """lr * decay**epoch, applied at every step (smooth, so short runs settle too); or cosine: a linear warm-up
     from lr/10 over the first epoch (BatchNorm statistics settle before the big steps), then a half cosine that
-    ends at zero with the last step, so a fixed budget finishes annealed; plateau needs a plain float."""
+    ends at zero with the last step, so a fixed budget finishes annealed; onecycle: the same shape with the
+    warm-up over the first quarter of all steps, for runs of a few epochs; plateau needs a plain float."""
     if config.schedule == "plateau":
         return config.learning_rate
+    if config.schedule == "onecycle":
+        steps = config.epochs * steps_per_epoch
+        return keras.optimizers.schedules.CosineDecay(
+            config.learning_rate / 10, steps - steps // 4, warmup_target=config.learning_rate, warmup_steps=steps // 4)
     if config.schedule == "cosine" and config.epochs == 1:  # nothing after a warm-up: the cosine alone
         return keras.optimizers.schedules.CosineDecay(config.learning_rate, steps_per_epoch)
     if config.schedule == "cosine":
@@ -162,6 +167,7 @@ def fit_member(config, images, labels, validation=None, seed=None, device=None, 
     keras.config.set_dtype_policy(precision(config, device))
     where = augment.where(config)
     steps_per_epoch = -(-len(images) // config.batch_size)
+    config = dataclasses.replace(config, epochs=max(config.epochs, -(-config.min_steps // steps_per_epoch)))
     with all_gpus():
         net = models.build_model(config, augment.augmentation(config, seed) if where == "model" else None)
         rate = learning_rate(config, steps_per_epoch)
@@ -181,7 +187,7 @@ def fit_member(config, images, labels, validation=None, seed=None, device=None, 
     return net, history
 
 
-def predict(net, images, tta: int = 0, batch_size: int = 256) -> np.ndarray:
+def predict(net, images, tta: int = 0, batch_size: int = 1024) -> np.ndarray:
     """Softmax probabilities, averaged over the images and `tta` one-pixel shifts of them."""
     views = [images] + [np.roll(images, move, axis=(1, 2)) for move in augment.SHIFTS[:tta]]
     return np.mean([net.predict(view, batch_size=batch_size, verbose=0) for view in views], axis=0)
@@ -194,12 +200,13 @@ class Result:
     member_accuracy: list  # each member's hold-out accuracy (empty without a hold-out)
     ensemble_accuracy: float | None
     histories: list  # each member's Keras history (loss, accuracy, learning_rate, val_* per epoch)
-    train_seconds: float
+    train_seconds: float  # in fit, all members together
     images_per_second: float  # training images (epochs x rows) per second of fit, all members together
     device: str
     precision: str
     # each member's own (hold-out rows, 10), to weigh or subset the ensemble after the run
     member_holdout_probabilities: list = dataclasses.field(default_factory=list)
+    predict_seconds: float = 0.0  # predicting test and hold-out, all members together
     # with --pseudo, the first round's Result (the fields above are the second's), to tell what the round gained
     first_round: "Result | None" = None
 
@@ -214,15 +221,18 @@ def train_ensemble(config, images, labels, test_images, holdout=None, log=print)
     device = accelerator()
     test_sum = np.zeros((len(test_images), 10), np.float64)
     member_accuracy, member_probabilities, histories, trained_images = [], [], [], 0
-    start = time.perf_counter()
+    train_seconds = predict_seconds = 0.0
     for member in range(config.members):
         seed = config.seed + 1000 * member
         member_config = dataclasses.replace(config, model=configuration.member_family(config, member))
         kept, checked = data.split(labels, config.validation, seed)
         validation = (images[checked], labels[checked]) if len(checked) else None
         log(f"member {member + 1}/{config.members}: {member_config.model}, seed {seed}, {len(kept)} training rows")
+        started = time.perf_counter()
         net, history = fit_member(member_config, images[kept], labels[kept], validation, seed, device,
                                   monitor=holdout)
+        train_seconds += time.perf_counter() - started
+        started = time.perf_counter()
         trained_images += len(kept) * len(history["loss"])
         histories.append(history)
         test_sum += predict(net, test_images, config.tta)
@@ -231,8 +241,8 @@ def train_ensemble(config, images, labels, test_images, holdout=None, log=print)
             member_probabilities.append(probabilities)
             member_accuracy.append(accuracy(probabilities, holdout[1]))
             log(f"member {member + 1}: hold-out accuracy {member_accuracy[-1]:.5f}")
+        predict_seconds += time.perf_counter() - started
         keras.backend.clear_session()  # free the graph before the next member
-    seconds = time.perf_counter() - start
     holdout_mean = None if holdout is None else np.sum(member_probabilities, axis=0, dtype=np.float64) / config.members
     return Result(
         test_probabilities=test_sum / config.members,
@@ -240,8 +250,9 @@ def train_ensemble(config, images, labels, test_images, holdout=None, log=print)
         member_accuracy=member_accuracy,
         ensemble_accuracy=None if holdout is None else accuracy(holdout_mean, holdout[1]),
         histories=histories,
-        train_seconds=seconds,
-        images_per_second=trained_images / seconds,
+        train_seconds=train_seconds,
+        predict_seconds=predict_seconds,
+        images_per_second=trained_images / train_seconds,
         device=device,
         precision=precision(config, device),
         member_holdout_probabilities=member_probabilities,
@@ -270,5 +281,6 @@ def train_with_pseudo_labels(config, images, labels, test_images, holdout=None, 
     second = train_ensemble(config, taught_images, taught_labels, test_images, holdout, log)
     second.histories = first.histories + second.histories
     second.train_seconds += first.train_seconds
+    second.predict_seconds += first.predict_seconds
     second.first_round = first
     return second

@@ -298,10 +298,10 @@ def test_fast_passes_set_to_kernel_and_refuses_a_field_that_is_not_one(monkeypat
         commands.append(command)
         return subprocess.CompletedProcess(command, 1, "", "kernel said no")
     monkeypatch.setattr(benchmark.subprocess, "run", failing_run)
-    args = argparse.Namespace(data_dir=None, repeat=3, set=["batch_size=64"])
+    args = argparse.Namespace(data_dir=None, seeds=[42, 7], set=["batch_size=64"])
     with pytest.raises(SystemExit, match="kernel said no"):
         benchmark.bench_fast(args)
-    assert commands[0][-2:] == ["--batch-size", "64"] and "--fast" in commands[0]
+    assert commands[0][-4:] == ["--batch-size", "64", "--seed", "42"] and "--fast" in commands[0]
     args.set = ["batch=64"]
     with pytest.raises(SystemExit, match="--set batch=64: expected FIELD=VALUE"):
         benchmark.bench_fast(args)

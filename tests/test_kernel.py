@@ -14,7 +14,7 @@ from digit_recognizer import data
 from digit_recognizer.config import PRESETS
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-TINY_RUN = ["--fast", "--epochs", "1", "--batch-size", "32", "--verbose", "0"]
+TINY_RUN = ["--fast", "--epochs", "1", "--min-steps", "0", "--batch-size", "32", "--verbose", "0"]
 
 
 def kernel(*args, cwd=ROOT):
@@ -42,7 +42,7 @@ def test_fast_run_writes_a_valid_submission(competition_dir, tmp_path):
     for picture in summary["plots"]:
         assert (out / picture).read_bytes()[:4] == b"\x89PNG"
     saved = np.load(out / summary["holdout_predictions"])
-    assert saved["members"].shape == (1, summary["holdout_rows"], 10) and list(saved["families"]) == ["bn"]
+    assert saved["members"].shape == (1, summary["holdout_rows"], 10) and list(saved["families"]) == [PRESETS["fast"].model]
     train_labels = pd.read_csv(competition_dir / "train.csv")["label"].to_numpy()
     assert np.array_equal(saved["rows"], data.split(train_labels, 0.1, 42)[1])
     assert np.array_equal(saved["labels"], train_labels[saved["rows"]])

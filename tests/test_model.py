@@ -7,7 +7,7 @@ from digit_recognizer.config import Config
 from digit_recognizer.model import build_model
 
 
-@pytest.mark.parametrize("family", ["seed", "bn", "deep", "m5"])
+@pytest.mark.parametrize("family", ["seed", "bn", "deep", "m5", "lenet"])
 def test_each_family_gives_ten_probabilities(family):
     net = build_model(Config(model=family))
     probabilities = np.asarray(net(np.random.rand(3, 28, 28, 1).astype("float32"), training=False))
@@ -23,12 +23,21 @@ def test_seed_is_the_tutorials_cnn():
     assert net.count_params() == 887_530  # the tutorial's model.summary() total
 
 
+def test_lenet_is_a_tenth_of_bns_arithmetic():
+    def multiply_adds(net):
+        return sum(int(np.prod(l.output.shape[1:3])) * int(np.prod(l.kernel.shape)) for l in net.layers
+                   if isinstance(l, keras.layers.Conv2D)) + sum(int(np.prod(l.kernel.shape)) for l in net.layers
+                                                                if isinstance(l, keras.layers.Dense))
+    small, bn = multiply_adds(build_model(Config(model="lenet"))), multiply_adds(build_model(Config(model="bn")))
+    assert 1.1e6 < small < 1.3e6 and small < bn / 10
+
+
 def test_dropout_scale_multiplies_each_rate():
     net = build_model(Config(model="bn", dropout_scale=0.5))
     assert [l.rate for l in net.layers if isinstance(l, keras.layers.Dropout)] == [0.2, 0.2, 0.2]
 
 
-@pytest.mark.parametrize("family", ["seed", "bn", "deep", "m5"])
+@pytest.mark.parametrize("family", ["seed", "bn", "deep", "m5", "lenet"])
 def test_width_multiplies_every_layers_channels(family):
     def channels(width):
         net = build_model(Config(model=family, width=width))

@@ -71,6 +71,23 @@ def test_cosine_schedule_warms_up_then_ends_at_zero():
     assert np.isclose(float(one_epoch(0)), 0.01)  # no warm-up when there is nothing after it
 
 
+def test_onecycle_warms_up_over_a_quarter_of_all_steps_then_ends_at_zero():
+    config = dataclasses.replace(TINY, learning_rate=0.01, schedule="onecycle", epochs=4)
+    schedule = train.learning_rate(config, steps_per_epoch=10)  # 40 steps: 10 of warm-up, 30 of cosine
+    rates = [float(schedule(step)) for step in (0, 5, 10, 25, 40)]
+    assert np.allclose(rates, [0.001, 0.0055, 0.01, 0.005, 0.0], atol=1e-6)
+
+
+def test_min_steps_adds_epochs_when_the_rows_are_few(sample_frames):
+    train_frame, _ = sample_frames
+    images, labels = data.to_images(train_frame.iloc[:32]), train_frame["label"].to_numpy()[:32]
+    config = dataclasses.replace(TINY, model="lenet", min_steps=5)  # 2 steps an epoch: 3 epochs make 6 steps
+    _, history = train.fit_member(config, images, labels)
+    assert len(history["loss"]) == 3
+    _, history = train.fit_member(dataclasses.replace(config, epochs=4), images, labels)
+    assert len(history["loss"]) == 4  # never fewer than asked
+
+
 def test_precision_choice():
     assert train.precision(Config(), "gpu") == "mixed_float16"
     assert train.precision(Config(precision="float32"), "gpu") == "float32"
