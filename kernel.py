@@ -19,13 +19,17 @@ def default_out() -> str:
 def main(argv=None) -> int:
     from digit_recognizer import config as configuration
 
-    parser = argparse.ArgumentParser(description="Train a digit recognizer and write submission.csv.")
+    parser = argparse.ArgumentParser(description="Train a digit recognizer and write submission.csv.",
+                                     allow_abbrev=False)  # `--epoch 3` must not pass for --epochs
     parser.add_argument("--data-dir", help="folder with train.csv and test.csv (.csv or .csv.gz)")
     parser.add_argument("--out", help="where submission.csv goes (default: the working folder on Kaggle, else ./output)")
     parser.add_argument("--no-plots", action="store_true", help="skip the pictures (summary.json is still written)")
     configuration.add_arguments(parser)
     # parse_known_args: under ipykernel (a Kaggle notebook) argv carries the kernel's own flags
-    args, _ = parser.parse_known_args(argv)
+    argv = configuration.field_spelling(sys.argv[1:] if argv is None else argv)
+    args, unknown = parser.parse_known_args(argv)
+    for warning in configuration.unknown_flag_warnings(unknown, parser):
+        print(warning, file=sys.stderr)
     out = args.out or default_out()
     try:
         config = configuration.from_args(args)
@@ -35,6 +39,9 @@ def main(argv=None) -> int:
     except (ValueError, OSError) as error:  # OSError: a disk that fills up while the files are written
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("interrupted: stopped before the end; no file is left half-written", file=sys.stderr)
+        return 130
     return 0
 
 

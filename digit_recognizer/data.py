@@ -34,12 +34,28 @@ class Source:
         return f"{self.kind}: {self.train.parent}"
 
 
+def _kind(path: pathlib.Path) -> str:
+    """What a path that is not a regular file is, in words."""
+    for test, name in ((path.is_dir, "a folder"), (path.is_fifo, "a FIFO"), (path.is_socket, "a socket"),
+                       (path.is_char_device, "a device"), (path.is_block_device, "a device")):
+        if test():
+            return name
+    return "not a regular file"
+
+
 def _pair(folder: pathlib.Path):
-    """(train, test) paths in `folder`, each as .csv or .csv.gz, or None where one is missing."""
+    """(train, test) paths in `folder`, each as .csv or .csv.gz, or None where one is missing. Both spellings
+    side by side, or a name that is not a file, is an error: which one to read is the user's call."""
     found = []
     for stem in ("train", "test"):
-        candidates = [folder / f"{stem}.csv", folder / f"{stem}.csv.gz"]
-        found.append(next((p for p in candidates if p.is_file()), None))
+        candidates = [p for p in (folder / f"{stem}.csv", folder / f"{stem}.csv.gz") if p.exists()]
+        for path in candidates:
+            if not path.is_file():
+                raise ValueError(f"{path}: {_kind(path)}, not a file; put the competition's {path.name} there")
+        if len(candidates) == 2:
+            raise ValueError(f"{folder}: both {stem}.csv and {stem}.csv.gz; they may differ, so remove the one "
+                             "you do not mean")
+        found.append(candidates[0] if candidates else None)
     return found
 
 
@@ -121,18 +137,23 @@ def validate(frame: pd.DataFrame, columns: list[str], name: str) -> None:
         raise ValueError(f"{name}: a header but no data rows")
     for column in columns:
         values = frame[column]
-        if not pd.api.types.is_integer_dtype(values):
-            values = frame[column] = _as_integers(values, name, column)
         low, high = (0, 9) if column == "label" else (0, 255)
+        if not pd.api.types.is_integer_dtype(values):
+            values = frame[column] = _as_integers(values, name, column, low, high)
         bad = (values < low) | (values > high)
         if bad.any():
             row = int(np.argmax(bad.to_numpy()))
             raise ValueError(f"{name}: line {row + 2}, column {column}: {values.iloc[row]} is outside {low}-{high}")
 
 
-def _as_integers(values: pd.Series, name: str, column: str) -> pd.Series:
-    """A column pandas did not read as integers: whole numbers written as 3.0 pass, anything else raises."""
+def _as_integers(values: pd.Series, name: str, column: str, low: int, high: int) -> pd.Series:
+    """A column pandas did not read as integers: whole numbers written as 3.0 pass, anything else raises. A
+    number too large for int64 is reported as written, before the cast would wrap it."""
     numbers = pd.to_numeric(values, errors="coerce")
+    huge = numbers.abs() > 2**53
+    if huge.any():
+        row = int(np.argmax(huge.to_numpy()))
+        raise ValueError(f"{name}: line {row + 2}, column {column}: {values.iloc[row]} is outside {low}-{high}")
     bad = numbers.isna() | (numbers != numbers.round())
     if not bad.any():
         return numbers.astype(np.int64)
@@ -160,11 +181,25 @@ def label_counts(labels: np.ndarray) -> dict[int, int]:
     return {digit: int(count) for digit, count in enumerate(np.bincount(labels, minlength=10))}
 
 
-def split(labels: np.ndarray, fraction: float, seed: int):
+def check_labels(labels: np.ndarray, name: str = "train.csv") -> None:
+    """Every digit must have rows: a model that never saw a 3 scores a hold-out without 3s perfectly."""
+    counts = label_counts(labels)
+    missing = [digit for digit, count in counts.items() if count == 0]
+    if missing:
+        raise ValueError(f"{name}: no rows of digit(s) {', '.join(map(str, missing))} (label counts {counts}); the "
+                         "labels must cover 0-9: use the whole file, or a larger --limit")
+
+
+def split(labels: np.ndarray, fraction: float, seed: int, flag: str = "--holdout"):
     """Stratified, seeded split of row indices: (kept, held out). fraction 0 holds out nothing."""
     rows = np.arange(len(labels))
     if fraction == 0:
         return rows, rows[:0]
+    held, rarest = int(np.ceil(fraction * len(labels))), np.bincount(labels, minlength=10).min()
+    if min(held, len(labels) - held) < 10 or rarest < 2:
+        raise ValueError(f"{len(labels)} training rows are too few for {flag} {fraction}: a stratified split needs "
+                         f"every digit at least twice (the rarest has {rarest}) and 10 rows on each side; "
+                         f"use more rows, or {flag} 0")
     from sklearn.model_selection import train_test_split
     kept, held = train_test_split(rows, test_size=fraction, stratify=labels, random_state=seed)
     return np.sort(kept), np.sort(held)

@@ -1,6 +1,6 @@
 """The CNN families, as Keras functional models. Keras and keras.ops only: they run on any backend.
 
-- seed: the tutorial's CNN (Yassine Ghouzam, "Introduction to CNN Keras"), kept exactly.
+- tutorial: the tutorial's CNN (Yassine Ghouzam, "Introduction to CNN Keras"), kept exactly.
 - bn:   the BatchNorm CNN of the best public ensemble kernel (Chris Deotte, "25 Million Images! [0.99757]").
 - deep: a deeper no-pooling BatchNorm CNN with 3x3, 5x5 and 7x7 kernels, for ensemble diversity.
 - lenet: a LeNet-shaped CNN (two convolution-pooling stages, one dense layer) with a tenth of bn's arithmetic:
@@ -26,8 +26,8 @@ def wide(units, width):
 
 
 # `dropout` scales each family's published rates: 1 keeps them; short runs learn faster with less (config.py).
-# `width` scales every layer's channels (and the seed CNN's dense units): 1 keeps the published sizes.
-def seed_body(x, dropout=1.0, width=1.0):
+# `width` scales every layer's channels (and the tutorial CNN's dense units): 1 keeps the published sizes.
+def tutorial_body(x, dropout=1.0, width=1.0):
     x = layers.Conv2D(wide(32, width), 5, padding="same", activation="relu")(x)
     x = layers.Conv2D(wide(32, width), 5, padding="same", activation="relu")(x)
     x = layers.MaxPooling2D(2)(x)
@@ -88,7 +88,7 @@ def lenet_body(x, dropout=1.0, width=1.0):
     return layers.Dense(wide(256, width), activation="relu")(x)
 
 
-BODIES = {"seed": seed_body, "bn": bn_body, "deep": deep_body, "m5": m5_body, "lenet": lenet_body}
+BODIES = {"tutorial": tutorial_body, "bn": bn_body, "deep": deep_body, "m5": m5_body, "lenet": lenet_body}
 
 
 def build_model(config, augmentation=None) -> keras.Model:

@@ -225,7 +225,7 @@ def train_ensemble(config, images, labels, test_images, holdout=None, log=print)
     for member in range(config.members):
         seed = config.seed + 1000 * member
         member_config = dataclasses.replace(config, model=configuration.member_family(config, member))
-        kept, checked = data.split(labels, config.validation, seed)
+        kept, checked = data.split(labels, config.validation, seed, "--validation")
         validation = (images[checked], labels[checked]) if len(checked) else None
         log(f"member {member + 1}/{config.members}: {member_config.model}, seed {seed}, {len(kept)} training rows")
         started = time.perf_counter()

@@ -25,7 +25,7 @@ PACKAGE = "digit_recognizer"
 LOADER = '''\
 # Digit Recognizer kernel, bundled by scripts/bundle.py from commit {commit}; bundle hash {digest}.
 # The package digit_recognizer travels zipped below and is imported from a temporary file with zipimport.
-import atexit, base64, os, sys, tempfile
+import atexit, base64, os, signal, sys, tempfile
 
 BUNDLE_COMMIT = "{commit}"
 BUNDLE_HASH = "{digest}"
@@ -41,6 +41,8 @@ def _install_bundle():
         out.write(base64.b64decode("".join(PACKAGE_ZIP)))
     sys.path.insert(0, path)
     atexit.register(os.remove, path)
+    # SIGTERM (a cancelled Kaggle run, a killed job) exits through Python, so the zip above is removed too
+    signal.signal(signal.SIGTERM, lambda number, frame: sys.exit(128 + number))
     os.environ["DIGIT_RECOGNIZER_BUNDLE"] = BUNDLE_HASH  # summary.json records it
     print(f"bundle {{BUNDLE_HASH}} from commit {{BUNDLE_COMMIT}}", flush=True)
     sys.argv[1:1] = BUNDLE_ARGS

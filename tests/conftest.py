@@ -17,8 +17,8 @@ def sample_frames():
 
 @pytest.fixture
 def competition_dir(tmp_path, sample_frames) -> pathlib.Path:
-    """A tiny competition folder: 300 train rows, 40 test rows."""
+    """A tiny competition folder: 300 train rows (every digit; the sample's first rows are all 0s), 40 test rows."""
     train, test = sample_frames
-    train.iloc[:300].to_csv(tmp_path / "train.csv", index=False)
+    train.sample(300, random_state=0).to_csv(tmp_path / "train.csv", index=False)
     test.iloc[:40].to_csv(tmp_path / "test.csv", index=False)
     return tmp_path

@@ -23,27 +23,75 @@ def test_every_field_has_help_from_its_comment():
     assert help_text["epochs"] == "passes over each member's training rows"
 
 
+# the hostile corpus of settings: each one a value a user could type, each refused in one line naming the flag
 @pytest.mark.parametrize("override, message", [
-    ({"model": "bn+resnet"}, "model='bn\\+resnet' is not one of seed, bn, deep"),
-    ({"members": 0}, "members=0 must be at least 1"),
-    ({"holdout": 0.7}, r"holdout=0.7 must be in \[0, 0.5\)"),
+    ({"model": "bn+resnet"}, r"--model bn\+resnet: not one of tutorial, bn, deep"),
+    ({"members": 0}, "--members 0: must be at least 1"),
+    ({"holdout": 0.7}, r"--holdout 0.7: must be in \[0, 0.5\)"),
     ({"schedule": "plateau"}, "needs --validation > 0"),
-    ({"tta": 3}, "tta=3 is not one of 0, 4, 8"),
-    ({"dropout_scale": 2.0}, r"dropout_scale=2.0 must be in \[0, 2\)"),
-    ({"width": 0.0}, "width=0.0 must be positive"),
-    ({"affine": "twice"}, "affine='twice' is not one of layers, once"),
-    ({"elastic": -1.0}, "elastic=-1.0 must be 0 \\(off\\) or a positive strength"),
-    ({"cutout": 28}, "cutout=28 must be 0 \\(off\\) or a square's side in pixels below 28"),
-    ({"weight_decay": -0.1}, "weight_decay=-0.1 must be 0 \\(off\\) or positive"),
-    ({"ink_width": -1.0}, "ink_width=-1.0 must be 0 \\(off\\) or a spread in pixels below 14"),
-    ({"bn_momentum": 1.0}, r"bn_momentum=1.0 must be in \[0, 1\)"),
+    ({"tta": 3}, "--tta 3: not one of 0, 4, 8"),
+    ({"dropout_scale": 2.0}, r"--dropout-scale 2.0: must be in \[0, 2\)"),
+    ({"width": 0.0}, "--width 0.0: must be positive"),
+    ({"affine": "twice"}, "--affine twice: not one of layers, once"),
+    ({"elastic": -1.0}, "--elastic -1.0: must be 0 \\(off\\) or a positive strength"),
+    ({"cutout": 28}, "--cutout 28: must be 0 \\(off\\) or a square's side in pixels below 28"),
+    ({"weight_decay": -0.1}, "--weight-decay -0.1: must be 0 \\(off\\) or positive"),
+    ({"ink_width": -1.0}, "--ink-width -1.0: must be 0 \\(off\\) or a spread in pixels below 14"),
+    ({"bn_momentum": 1.0}, r"--bn-momentum 1.0: must be in \[0, 1\)"),
+    ({"learning_rate": -1.0}, "--learning-rate -1.0: must be positive"),
+    ({"learning_rate": float("nan")}, "--learning-rate nan: must be positive"),
+    ({"decay": 0.0}, r"--decay 0.0: must be in \(0, 1\]"),
+    ({"limit": -5}, "--limit -5: must be 0"),
+    ({"min_steps": -1}, "--min-steps -1: must be 0"),
+    ({"rotation": 400.0}, r"--rotation 400.0: must be in \[0, 180\]"),
+    ({"verbose": 3}, "--verbose 3: not one of 0, 1, 2"),
+    ({"seed": -1}, r"--seed -1: member k trains with seed \+ 1000k, so with 6 members the seed must be in "
+                   r"\[0, 4294962295\]"),
+    ({"seed": 4294967295, "members": 2}, r"--seed 4294967295: .* with 2 members the seed must be in \[0, 4294966295\]"),
+    ({"holdout_seed": -1}, r"--holdout-seed -1: must be in \[0, 4294967295\]"),
 ])
-def test_bad_values_name_field_and_fix(override, message):
+def test_bad_values_name_flag_and_fix(override, message):
     with pytest.raises(ValueError, match=message):
         configuration.check(dataclasses.replace(Config(), **override))
 
 
+def test_the_last_member_seed_that_fits_is_accepted():
+    assert configuration.check(Config(seed=2**32 - 1, members=1)).seed == 2**32 - 1
+    assert configuration.check(Config(seed=2**32 - 1001, members=2)).members == 2
+
+
+def test_booleans_must_say_true_or_false():
+    assert parse("--deskew", "yes").deskew is True and parse("--deskew", "off").deskew is False
+    with pytest.raises(ValueError, match="argument --deskew: 'maybe' is not true or false"):
+        parse("--deskew", "maybe")
+
+
+def test_no_abbreviations_and_field_spellings_accepted():
+    with pytest.raises(ValueError, match=r"unknown flag --epoch \(did you mean --epochs\?\)"):
+        parse("--epoch", "3")
+    assert parse("--learning_rate", "0.01").learning_rate == 0.01
+    assert parse("--learning_rate=0.02").learning_rate == 0.02
+
+
+def test_unknown_flags_warn_except_ipykernels_own():
+    parser = configuration.argparse.ArgumentParser(allow_abbrev=False)
+    configuration.add_arguments(parser)
+    _, unknown = parser.parse_known_args(["--epochz", "3", "--lr", "0.01", "-f", "/tmp/kernel-1.json",
+                                          "--HistoryManager.hist_file=:memory:", "--ip=127.0.0.1"])
+    assert configuration.unknown_flag_warnings(unknown, parser) == [
+        "warning: ignored unknown flag --epochz (did you mean --epochs?)", "warning: ignored unknown flag --lr"]
+
+
+def test_old_family_name_still_works_with_a_note():
+    notes = []
+    args = configuration.argparse.Namespace(preset=None, **{f.name: None for f in dataclasses.fields(Config)})
+    args.model = "seed+bn"
+    assert configuration.from_args(args, log=notes.append).model == "tutorial+bn"
+    assert notes == ["note: --model seed is now called tutorial"]
+
+
 def test_presets_are_valid_and_frozen():
+    assert PRESETS["full"] == Config()  # every way of running on Kaggle runs the recipe
     for preset in PRESETS.values():
         assert configuration.check(preset) is preset
     with pytest.raises(dataclasses.FrozenInstanceError):
@@ -53,7 +101,7 @@ def test_presets_are_valid_and_frozen():
 def test_members_alternate_families_in_order():
     mixed = Config(model="bn+deep")
     assert [configuration.member_family(mixed, m) for m in range(5)] == ["bn", "deep", "bn", "deep", "bn"]
-    assert configuration.member_family(Config(model="seed"), 3) == "seed"
+    assert configuration.member_family(Config(model="tutorial"), 3) == "tutorial"
 
 
 def test_settings_become_checked_kernel_flags():

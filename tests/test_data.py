@@ -1,4 +1,5 @@
 import gzip
+import os
 
 import numpy as np
 import pytest
@@ -40,6 +41,35 @@ def test_incomplete_data_dir_is_an_error(tmp_path):
     (tmp_path / "train.csv").write_text("x")
     with pytest.raises(ValueError, match="no test.csv.*--data-dir"):
         data.find_data(tmp_path, {}, tmp_path / "absent", tmp_path)
+
+
+def test_both_spellings_side_by_side_are_refused(tmp_path):
+    make_pair(tmp_path)
+    (tmp_path / "train.csv.gz").write_text("x")
+    with pytest.raises(ValueError, match="both train.csv and train.csv.gz; they may differ"):
+        data.find_data(tmp_path, {}, tmp_path / "absent", tmp_path)
+
+
+@pytest.mark.parametrize("make, what", [(os.mkdir, "a folder"), (os.mkfifo, "a FIFO")])
+def test_a_train_csv_that_is_not_a_file_says_what_it_is(tmp_path, make, what):
+    (tmp_path / "test.csv").write_text("x")
+    make(tmp_path / "train.csv")
+    with pytest.raises(ValueError, match=f"train.csv: {what}, not a file"):
+        data.find_data(tmp_path, {}, tmp_path / "absent", tmp_path)
+
+
+def test_labels_must_cover_every_digit():
+    data.check_labels(np.arange(20) % 10)
+    with pytest.raises(ValueError, match=r"train.csv: no rows of digit\(s\) 1, 2, .*9 \(label counts \{0: 5, 1: 0"):
+        data.check_labels(np.zeros(5, np.int64))
+
+
+def test_too_few_rows_for_a_split_say_what_to_change():
+    with pytest.raises(ValueError, match=r"5 training rows are too few for --holdout 0.1: .* or --holdout 0"):
+        data.split(np.arange(5), 0.1, seed=0)
+    with pytest.raises(ValueError, match="the rarest has 1"):
+        data.split(np.append(np.arange(99) % 9 + 1, 0), 0.2, seed=0, flag="--validation")
+    assert len(data.split(np.arange(100) % 10, 0.1, seed=0)[1]) == 10
 
 
 def test_sample_is_competition_shaped(sample_frames):
@@ -105,6 +135,8 @@ FAULTS = {
     "pixel above 255": (f"{HEADER}\n{row(p0='256')}", r"line 2, column pixel0: 256 is outside 0-255"),
     "negative pixel": (f"{HEADER}\n{GOOD}\n{GOOD}\n{row(p9='-1')}", r"line 4, column pixel9: -1 is outside 0-255"),
     "fractional pixel": (f"{HEADER}\n{row(p2='3.5')}", r"line 2, column pixel2: '3.5' is not an integer"),
+    "pixel past int64": (f"{HEADER}\n{row(p3='99999999999999999999')}",
+                         r"line 2, column pixel3: 99999999999999999999 is outside 0-255"),
     "label above 9": (f"{HEADER}\n{GOOD}\n{row(label='10')}", r"line 3, column label: 10 is outside 0-9"),
     "short row": (f"{HEADER}\n{GOOD}\n" + GOOD.rsplit(",", 2)[0], r"line 3, column pixel782: an empty cell"),
     "long row": (f"{HEADER}\n{GOOD}\n{GOOD},0", r"Expected 785 fields in line 3, saw 786"),
