@@ -4,7 +4,9 @@ Flags: `python kernel.py --help`. Every hyperparameter lives in digit_recognizer
 """
 
 import argparse
+import atexit
 import os
+import signal
 import sys
 
 
@@ -39,11 +41,24 @@ def main(argv=None) -> int:
     except (ValueError, OSError) as error:  # OSError: a disk that fills up while the files are written
         print(f"error: {error}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted: stopped before the end; no file is left half-written", file=sys.stderr)
-        return 130
     return 0
 
 
+def interrupted(number, frame):
+    """Ctrl-C: one line and exit 130 at once. Unwinding a training step that Ctrl-C cut short crashed inside
+    TensorFlow (free(): invalid next size), so nothing unwinds: the half-written temporary files are removed
+    here, and the exit handlers (the bundle's clean-up) run."""
+    from digit_recognizer import submit
+
+    print("interrupted: stopped before the end; no file is left half-written", file=sys.stderr, flush=True)
+    for temporary in list(submit.WRITING):
+        if os.path.exists(temporary):
+            os.remove(temporary)
+    sys.stdout.flush()
+    atexit._run_exitfuncs()
+    os._exit(130)
+
+
 if __name__ == "__main__":
+    signal.signal(signal.SIGINT, interrupted)
     sys.exit(main())

@@ -195,11 +195,13 @@ def split(labels: np.ndarray, fraction: float, seed: int, flag: str = "--holdout
     rows = np.arange(len(labels))
     if fraction == 0:
         return rows, rows[:0]
-    held, rarest = int(np.ceil(fraction * len(labels))), np.bincount(labels, minlength=10).min()
-    if min(held, len(labels) - held) < 10 or rarest < 2:
+    counts = np.bincount(labels)
+    counts = counts[counts > 0]
+    held = int(np.ceil(fraction * len(labels)))
+    if min(held, len(labels) - held) < len(counts) or counts.min() < 2:
         raise ValueError(f"{len(labels)} training rows are too few for {flag} {fraction}: a stratified split needs "
-                         f"every digit at least twice (the rarest has {rarest}) and 10 rows on each side; "
-                         f"use more rows, or {flag} 0")
+                         f"every digit at least twice (the rarest has {counts.min()}) and a row of each digit on "
+                         f"each side; use more rows, or {flag} 0")
     from sklearn.model_selection import train_test_split
     kept, held = train_test_split(rows, test_size=fraction, stratify=labels, random_state=seed)
     return np.sort(kept), np.sort(held)

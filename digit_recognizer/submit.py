@@ -45,12 +45,16 @@ def writable_folder(folder, flag="--out") -> pathlib.Path:
     return folder
 
 
+WRITING = set()  # temporary files being written, for an interrupt handler to remove (kernel.py)
+
+
 def write_atomic(path, write) -> pathlib.Path:
     """Calls write(temporary path), then renames it over `path`: a crash leaves the old file whole."""
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     os.close(handle)
+    WRITING.add(temporary)
     try:
         write(temporary)
         umask = os.umask(0)
@@ -60,6 +64,7 @@ def write_atomic(path, write) -> pathlib.Path:
     finally:
         if os.path.exists(temporary):
             os.remove(temporary)
+        WRITING.discard(temporary)
     return path
 
 

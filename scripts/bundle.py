@@ -84,9 +84,11 @@ def secrets() -> list[str]:
     if config.is_file():
         import json
         try:
-            found.append(str(json.loads(config.read_text()).get("key", "")))
+            saved = json.loads(config.read_text())
         except ValueError:
-            pass
+            saved = None
+        if isinstance(saved, dict):
+            found.append(str(saved.get("key", "")))
     return [value for value in found if len(value) >= 8]
 
 

@@ -18,16 +18,26 @@ class LoopError(Exception):
     """A failure the user can act on; printed as one line."""
 
 
+class NoAnswer(LoopError):
+    """A request that may have arrived and taken effect, though no answer came back: not to be sent again blindly."""
+
+
 def owner_from_credentials() -> str:
     if os.environ.get("KAGGLE_USERNAME") and os.environ.get("KAGGLE_KEY"):
         return os.environ["KAGGLE_USERNAME"]
     config = pathlib.Path(os.environ.get("KAGGLE_CONFIG_DIR", pathlib.Path.home() / ".kaggle")) / "kaggle.json"
     if config.is_file():
         try:
-            return json.loads(config.read_text())["username"]
-        except (ValueError, KeyError):
-            raise LoopError(f"{config}: not a kaggle.json with username and key; download a new one from "
-                            "https://www.kaggle.com/settings (API, Create New Token)") from None
+            found = json.loads(config.read_text())
+        except ValueError:
+            found = None
+        fields = found if isinstance(found, dict) else {}
+        missing = [name for name in ("username", "key") if not isinstance(fields.get(name), str) or not fields[name]]
+        if missing:
+            what = "not a JSON object" if not isinstance(found, dict) else f"no {' and no '.join(missing)}"
+            raise LoopError(f"{config}: {what}; it must hold username and key: download a new one from "
+                            "https://www.kaggle.com/settings (API, Create New Token)")
+        return fields["username"]
     if os.environ.get("KAGGLE_API_TOKEN"):
         return ""  # the token names its user; --owner or the kernel id must say whose kernel it is
     raise LoopError("no Kaggle credentials: set KAGGLE_USERNAME and KAGGLE_KEY, or put kaggle.json in ~/.kaggle "
@@ -54,8 +64,10 @@ def connect():
     return api
 
 
-def call(what: str, function, *args, retries=4, backoff=2.0, **kwargs):
-    """Calls the API, retrying what a retry can help (429, 5xx, dropped or timed-out connections)."""
+def call(what: str, function, *args, retries=4, backoff=2.0, repeatable=True, **kwargs):
+    """Calls the API, retrying what a retry can help (429, 5xx, dropped or timed-out connections). A call that
+    is not `repeatable` (a push starts a GPU session, a submission spends one of the day's) is sent again only
+    when it never left this machine; an unanswered one raises NoAnswer for the caller to find out what happened."""
     import requests
     for attempt in range(1, retries + 1):
         try:
@@ -71,6 +83,9 @@ def call(what: str, function, *args, retries=4, backoff=2.0, **kwargs):
             if status != 429 and status < 500 or attempt == retries:
                 raise LoopError(f"{what}: HTTP {status} after {attempt} tries: {error}") from None
         except (requests.exceptions.ConnectionError, requests.exceptions.Timeout, socket.timeout) as error:
+            never_sent = isinstance(error, requests.exceptions.ConnectTimeout) or "NewConnectionError" in repr(error)
+            if not repeatable and not never_sent:
+                raise NoAnswer(f"{what}: no answer ({type(error).__name__})") from None
             if attempt == retries:
                 raise LoopError(f"{what}: no answer after {attempt} tries ({type(error).__name__}); "
                                 "is Kaggle reachable?") from None

@@ -9,7 +9,8 @@ The client sends `POST http://localhost/api/v1/<service>/<Method>` with JSON; th
 Responses are built with kagglesdk's own types, so field names and enums are the client's. A pushed script really
 runs, in a scratch folder, with the competition data where `kernel.py` finds it and KAGGLE_KERNEL_RUN_TYPE set, as
 on Kaggle. Faults (`--fault` or `StandIn.faults`): `SaveKernel=401` (any method = an HTTP status, every time),
-`SaveKernel=429x2` (the first 2 calls only), `slow=2.5` (seconds before each answer), `crash=1` (the kernel fails),
+`SaveKernel=429x2` (the first 2 calls only), `slow=2.5` (seconds before each answer; `slow.SaveKernel=2.5` for
+one method: the call still takes effect), `crash=1` (the kernel fails),
 `stale=2` (the first 2 status reads after a push report the previous run), `save_error=...` (push answers an error),
 `files=500` (output downloads fail), `upload=400` (the submission upload fails).
 """
@@ -224,7 +225,10 @@ class StandIn:
                 for name, value in headers:
                     self.send_header(name, value)
                 self.end_headers()
-                self.wfile.write(body)
+                try:
+                    self.wfile.write(body)
+                except (BrokenPipeError, ConnectionResetError):  # the client gave up waiting (a slow fault)
+                    pass
 
             def error(self, status, message):
                 self.reply(status, json.dumps({"code": status, "message": message}).encode())
@@ -248,9 +252,10 @@ class StandIn:
                 self.reply(200, b"{}")
 
             def do_POST(self):
-                time.sleep(float(standin.faults.get("slow", 0)))
-                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
                 method = urllib.parse.urlsplit(self.path).path.rsplit("/", 1)[-1]
+                # a slow answer still does its work, as Kaggle does when the client gives up waiting
+                time.sleep(float(standin.faults.get(f"slow.{method}", standin.faults.get("slow", 0))))
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
                 if self.headers.get("Authorization") != f"Basic {standin.credentials}":
                     return self.error(401, "Unauthenticated")
                 if fault := standin.fault_status(method):

@@ -1,7 +1,7 @@
 """From this repository to a leaderboard score, through the `kaggle` package's API.
 
   python scripts/push.py run [--fast]   # bundle, push, wait, fetch output, validate, submit, score, ledger
-  python scripts/push.py push | status | output | submit FILE | score
+  python scripts/push.py push | status | output | submit FILE | score   # score: the ledger's unscored run first
   python scripts/push.py run --dry-run  # no network: prints what would be sent
   python scripts/push.py run --set holdout=0   # the final submission: members trained on all 42,000 rows
 
@@ -26,7 +26,8 @@ import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
-from kaggle_api import COMPETITION, LoopError, call, connect, owner_from_credentials, set_http_timeout  # noqa: E402
+from kaggle_api import (COMPETITION, LoopError, NoAnswer, call, connect, owner_from_credentials,  # noqa: E402
+                        set_http_timeout)
 
 FINISHED = {"COMPLETE", "ERROR", "CANCEL_REQUESTED", "CANCEL_ACKNOWLEDGED"}
 
@@ -66,9 +67,9 @@ class Road:
             raise LoopError("KAGGLE_API_TOKEN does not say whose kernel this is: pass --owner YOUR_KAGGLE_USERNAME")
         return f"{owner}/{self.slug}"
 
-    def api_call(self, what, name, *args, **kwargs):
+    def api_call(self, what, name, *args, repeatable=True, **kwargs):
         return call(what, getattr(self.client(), name), *args, retries=self.options.retries,
-                    backoff=self.options.backoff, **kwargs)
+                    backoff=self.options.backoff, repeatable=repeatable, **kwargs)
 
     def push(self) -> dict:
         import bundle
@@ -79,9 +80,10 @@ class Road:
             configuration.parse_flags(args)
         except ValueError as error:
             raise LoopError(f"push: {error}") from None
+        kernel = self.kernel()  # credentials checked before any work
         path, digest = bundle.build(args)
-        metadata = dict(self.metadata, id=self.kernel(), code_file="kernel.py")
-        stamp = {"commit": bundle.source_commit(), "bundle_hash": digest, "kernel_args": args, "kernel": self.kernel()}
+        metadata = dict(self.metadata, id=kernel, code_file="kernel.py")
+        stamp = {"commit": bundle.source_commit(), "bundle_hash": digest, "kernel_args": args, "kernel": kernel}
         if self.options.dry_run:
             print(json.dumps({"would_push": metadata, "bundle": str(path), "bundle_bytes": path.stat().st_size,
                               **stamp}, indent=1))
@@ -89,12 +91,33 @@ class Road:
         with tempfile.TemporaryDirectory() as folder:
             shutil.copy(path, pathlib.Path(folder) / "kernel.py")
             (pathlib.Path(folder) / "kernel-metadata.json").write_text(json.dumps(metadata))
-            response = self.api_call("push", "kernels_push", folder)
+            try:
+                response = self.api_call("push", "kernels_push", folder, repeatable=False)
+            except NoAnswer as error:
+                return self.started_without_answer(stamp, error)
         if getattr(response, "error", ""):
             raise LoopError(f"push: Kaggle refused the kernel: {response.error}")
         stamp["version"] = response.version_number
         print(f"pushed {self.kernel()} version {response.version_number} (bundle {digest}): {response.url}")
         return stamp
+
+    def started_without_answer(self, stamp: dict, error: NoAnswer) -> dict:
+        """A push that got no answer may still have started a run: look for one rather than push again, which
+        would start a second GPU session."""
+        started = time.monotonic()
+        while time.monotonic() - started < self.options.stale_grace:
+            try:
+                status = self.api_call("status", "kernels_status", self.kernel()).status
+            except LoopError:  # no kernel yet (404), or no answer either
+                status = None
+            if getattr(status, "name", str(status)) in ("QUEUED", "RUNNING"):
+                print(f"{error}, but {self.kernel()} is now {status.name}: taking that run as this push "
+                      "(not sent again)")
+                return dict(stamp, version=None)
+            time.sleep(self.options.poll)
+        raise LoopError(f"{error}, and no run of {self.kernel()} started within {self.options.stale_grace:.0f} s; "
+                        f"not sent again (a second push would start a second GPU session): look at "
+                        f"https://www.kaggle.com/code/{self.kernel()}, then push again if nothing runs")
 
     def wait(self) -> str:
         started, seen_running = time.monotonic(), False
@@ -136,11 +159,28 @@ class Road:
 
     def submit(self, path: pathlib.Path, message: str) -> int:
         self.check_submission(path)
-        response = self.api_call("submit", "competition_submit", str(path), message, COMPETITION, quiet=True)
+        try:
+            response = self.api_call("submit", "competition_submit", str(path), message, COMPETITION, quiet=True,
+                                     repeatable=False)
+        except NoAnswer as error:  # a submission spends one of the day's: find it rather than send it again
+            return self.submitted_without_answer(message, error)
         if response.message == self.client().COMPETITION_SUBMIT_UPLOAD_FAILED_MESSAGE or not response.ref:
             raise LoopError(f"submit: Kaggle did not take the file: {response.message}; {path} is kept")
         print(f"submitted {path} as {response.ref}: {response.message}")
         return response.ref
+
+    def submitted_without_answer(self, message: str, error: NoAnswer):
+        """The submission's ref, once Kaggle lists one with this message; an error if none shows up in time."""
+        started = time.monotonic()
+        while time.monotonic() - started < self.options.stale_grace:
+            submissions = self.api_call("submit", "competition_submissions", COMPETITION)
+            sent = next((s for s in submissions if s.description == message), None)
+            if sent is not None:
+                print(f"{error}, but Kaggle lists it as {sent.ref}: not sent again")
+                return sent.ref
+            time.sleep(self.options.poll)
+        raise LoopError(f"{error}, and no submission '{message}' was listed within {self.options.stale_grace:.0f} s; "
+                        f"not sent again: look at https://www.kaggle.com/competitions/{COMPETITION}/submissions")
 
     def score(self, ref=None):
         started = time.monotonic()
@@ -158,6 +198,13 @@ class Road:
             if time.monotonic() - started > self.options.timeout:
                 raise LoopError(f"score: submission {mine.ref} still {status}; `python scripts/push.py score` later")
             time.sleep(min(self.options.poll, 10))
+
+    def unscored(self):
+        """The latest ledger line whose submission was sent but not scored (scoring failed or was cut short)."""
+        ledger = self.runs / "ledger.jsonl"
+        lines = ledger.read_text().splitlines() if ledger.is_file() else []
+        rows = [json.loads(line) for line in lines if line.strip()]
+        return next((row for row in reversed(rows) if row.get("submission_ref") and row["public_score"] is None), None)
 
     def record(self, row: dict):
         self.runs.mkdir(parents=True, exist_ok=True)
@@ -186,7 +233,7 @@ class Road:
             path = self.output(folder)
             summary = read_summary(path.parent)
             row.update(holdout_accuracy=summary.get("ensemble_holdout_accuracy"), config=summary.get("config"))
-            ref = self.submit(path, message)
+            row["submission_ref"] = ref = self.submit(path, message)  # kept even if scoring fails
             row["public_score"] = self.score(ref)
         finally:
             self.record(row)
@@ -231,7 +278,11 @@ def main(argv=None) -> int:
                 raise LoopError("submit: name the file, e.g. `python scripts/push.py submit runs/.../submission.csv`")
             road.score(road.submit(pathlib.Path(options.file), options.message or "submitted by scripts/push.py"))
         elif options.step == "score":
-            road.score()
+            row = road.unscored()
+            if row is None:
+                road.score()
+            else:  # the ledger's run whose score never came: scored now, recorded again with it
+                road.record(dict(row, public_score=road.score(row["submission_ref"])))
     except LoopError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -23,7 +23,8 @@ def read(ledger: pathlib.Path) -> list[dict]:
                 rows.append(json.loads(line))
             except ValueError:
                 raise ValueError(f"{ledger}: line {number} is not JSON; remove or fix that line") from None
-    return rows
+    latest = {row.get("time", index): row for index, row in enumerate(rows)}  # a run scored later: its last line
+    return list(latest.values())
 
 
 def number(value):

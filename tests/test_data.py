@@ -60,7 +60,8 @@ def test_a_train_csv_that_is_not_a_file_says_what_it_is(tmp_path, make, what):
 
 def test_labels_must_cover_every_digit():
     data.check_labels(np.arange(20) % 10)
-    with pytest.raises(ValueError, match=r"train.csv: no rows of digit\(s\) 1, 2, .*9 \(label counts \{0: 5, 1: 0"):
+    with pytest.raises(ValueError, match=r"train.csv: no rows of digit\(s\) 1, 2, .*9 \(label counts "
+                                         r"\{0: 5, 1: 0"):
         data.check_labels(np.zeros(5, np.int64))
 
 

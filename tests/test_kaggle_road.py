@@ -19,7 +19,7 @@ from kaggle_standin import StandIn  # noqa: E402
 from digit_recognizer import data as data_module  # noqa: E402
 from digit_recognizer.config import PRESETS  # noqa: E402
 
-TINY = ["--epochs", "1", "--verbose", "0"]
+TINY = ["--epochs", "1", "--min-steps", "0", "--verbose", "0"]
 
 
 def test_bundle_is_deterministic_small_and_clean(tmp_path, monkeypatch):
@@ -57,6 +57,23 @@ def test_bundle_writes_the_same_submission_as_kernel_py(competition_dir, tmp_pat
     assert (empty / "out" / "submission.csv").read_bytes() == (tmp_path / "src" / "submission.csv").read_bytes()
 
 
+def test_a_bundle_killed_with_sigterm_removes_its_zip(competition_dir, tmp_path):
+    built, _ = bundle.build(["--fast"], tmp_path / "kernel.py")
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    command = [sys.executable, "-u", str(built), *TINY, "--epochs", "200", "--verbose", "2",
+               "--data-dir", str(competition_dir), "--out", str(tmp_path / "out")]
+    running = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                               env=dict(os.environ, TMPDIR=str(scratch), PYTHONPATH=""))
+    for line in running.stdout:
+        if line.startswith("Epoch 2/"):
+            assert list(scratch.glob("digit_recognizer-*.zip"))  # the package, unpacked while it runs
+            running.terminate()
+            break
+    running.communicate(timeout=120)
+    assert running.returncode == 143 and not list(scratch.iterdir())
+
+
 @pytest.fixture
 def standin(tmp_path, sample_frames):
     train, test = sample_frames
@@ -76,8 +93,8 @@ def standin(tmp_path, sample_frames):
 
 def road(standin, tmp_path, *args):
     env = dict(os.environ, HOME=str(tmp_path), **standin.environment())
-    command = [sys.executable, str(ROOT / "scripts" / "push.py"), *args, "--runs-dir", str(tmp_path / "runs"),
-               "--poll", "0.3", "--backoff", "0.05", "--retries", "2", "--stale-grace", "30", "--timeout", "240"]
+    command = [sys.executable, str(ROOT / "scripts" / "push.py"), "--runs-dir", str(tmp_path / "runs"), "--poll",
+               "0.3", "--backoff", "0.05", "--retries", "2", "--stale-grace", "30", "--timeout", "240", *args]
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=400)
 
 
@@ -117,6 +134,59 @@ def test_slow_answers_time_out(standin, tmp_path):
     standin.faults.update(slow="2")
     done = road(standin, tmp_path, "status", "--http-timeout", "0.5")
     assert done.returncode == 1 and "status: no answer after 2 tries" in done.stderr
+
+
+def test_a_push_that_times_out_is_not_sent_again(standin, tmp_path):
+    standin.faults["slow.SaveKernel"] = "2.5"  # the kernel still starts, after the client gave up
+    done = road(standin, tmp_path, "run", "--fast", "--http-timeout", "1")
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert len(standin.runs["tester/digit-recognizer-kernel"]) == 1  # one GPU session, not four
+    assert "push: no answer (ReadTimeout), but tester/digit-recognizer-kernel is now RUNNING" in done.stdout
+    assert json.loads((tmp_path / "runs" / "ledger.jsonl").read_text())["public_score"] is not None
+
+
+def test_a_push_that_times_out_and_starts_nothing_says_so(standin, tmp_path):
+    standin.faults.update({"slow.SaveKernel": "1.5", "save_error": "refused late"})  # nothing starts
+    done = road(standin, tmp_path, "push", "--http-timeout", "0.5", "--stale-grace", "3")
+    assert done.returncode == 1 and standin.runs == {}
+    assert "no run of tester/digit-recognizer-kernel started within 3 s; not sent again" in done.stderr
+
+
+def test_a_submission_that_times_out_is_found_not_sent_again(standin, tmp_path):
+    standin.faults["slow.CreateSubmission"] = "1.5"
+    path = tmp_path / "submission.csv"
+    pd.DataFrame({"ImageId": range(1, 28001), "Label": 1}).to_csv(path, index=False)
+    done = road(standin, tmp_path, "submit", str(path), "--http-timeout", "0.8", "--message", "try 1")
+    assert len(standin.submissions) == 1, done.stderr
+    assert f"Kaggle lists it as {standin.submissions[0]['ref']}: not sent again" in done.stdout
+
+
+def test_a_score_that_fails_after_the_submit_leaves_its_ref_for_later(standin, tmp_path):
+    standin.faults["ListSubmissions"] = "500"
+    done = road(standin, tmp_path, "run", "--fast")
+    assert done.returncode == 1 and "score: HTTP 500" in done.stderr
+    row = json.loads((tmp_path / "runs" / "ledger.jsonl").read_text())
+    assert row["submission_ref"] == standin.submissions[0]["ref"] and row["public_score"] is None
+    del standin.faults["ListSubmissions"]
+    done = road(standin, tmp_path, "score")
+    assert done.returncode == 0, done.stderr
+    rows = [json.loads(line) for line in (tmp_path / "runs" / "ledger.jsonl").read_text().splitlines()]
+    assert len(rows) == 2 and rows[1]["public_score"] is not None and rows[1]["time"] == rows[0]["time"]
+
+
+@pytest.mark.parametrize("saved, says", [
+    ('["tester", "key"]', "kaggle.json: not a JSON object; it must hold username and key"),
+    ('{"username": "tester"}', "kaggle.json: no key; it must hold username and key"),
+])
+def test_a_broken_kaggle_json_is_one_line_before_any_work(tmp_path, saved, says):
+    (tmp_path / ".kaggle").mkdir()
+    (tmp_path / ".kaggle" / "kaggle.json").write_text(saved)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KAGGLE_")}
+    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "push.py"), "run", "--fast",
+                           "--runs-dir", str(tmp_path / "runs")], capture_output=True, text=True,
+                          env=dict(env, HOME=str(tmp_path), HTTP_PROXY="http://127.0.0.1:9"))
+    assert done.returncode == 1 and done.stderr.count("\n") == 1 and says in done.stderr, done.stderr
+    assert done.stdout == ""  # nothing bundled, no login help
 
 
 def test_crashing_kernel_is_reported_and_recorded(standin, tmp_path):
@@ -173,7 +243,11 @@ def test_dry_run_sends_nothing(tmp_path):
     assert sent["kernel_args"] == ["--preset", "full", "--holdout", "0"] and not (tmp_path / "runs").exists()
     # a bad setting stops before the bundle is built, in one line: on Kaggle it would cost a GPU session
     done = subprocess.run(push + ["--set", "holdout=0.9"], capture_output=True, text=True, env=env)
-    assert done.returncode == 1 and done.stderr == "error: push: config: holdout=0.9 must be in [0, 0.5)\n"
+    assert done.returncode == 1 and done.stderr == "error: push: config: --holdout 0.9: must be in [0, 0.5)\n"
+    for setting, says in (("learning_rate=-1", "--learning-rate -1.0: must be positive"),
+                          ("seed=-1", "--seed -1: member k trains with seed + 1000k"), ("limit=-5", "--limit -5: ")):
+        done = subprocess.run(push + ["--set", setting], capture_output=True, text=True, env=env)
+        assert done.returncode == 1 and done.stderr.startswith(f"error: push: config: {says}"), done.stderr
 
 
 def test_a_runs_dir_that_cannot_be_written_stops_before_the_push(tmp_path):

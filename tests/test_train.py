@@ -12,7 +12,8 @@ import pytest
 from digit_recognizer import data, pipeline, train
 from digit_recognizer.config import Config
 
-TINY = Config(model="bn", epochs=1, batch_size=16, verbose=0, precision="float32")
+TINY = Config(model="bn", members=1, epochs=1, batch_size=16, verbose=0, precision="float32", tta=0,
+              deterministic=True)
 
 
 def test_one_fit_step_learns_and_records_history(sample_frames):
@@ -45,7 +46,7 @@ def test_fit_member_passes_seed_and_determinism(monkeypatch):
     calls = []
     monkeypatch.setattr(train, "set_seeds", lambda seed, deterministic=True: calls.append((seed, deterministic)))
     x, y = np.zeros((8, 28, 28, 1), np.float32), np.arange(8) % 10
-    train.fit_member(dataclasses.replace(TINY, deterministic=False, model="seed"), x, y, seed=7)
+    train.fit_member(dataclasses.replace(TINY, deterministic=False, model="tutorial"), x, y, seed=7)
     assert calls == [(7, False)]
 
 
@@ -199,7 +200,7 @@ def test_trains_on_two_mirrored_devices(affine):
         "from digit_recognizer.config import Config\n"
         "train.gpu_count = lambda: 2\n"
         "x = np.random.default_rng(0).random((64, 28, 28, 1), np.float32); y = np.arange(64) % 10\n"
-        f"config = Config(epochs=2, batch_size=16, verbose=0, deterministic=False, affine='{affine}')\n"
+        f"config = Config(model='bn', epochs=2, batch_size=16, verbose=0, deterministic=False, affine='{affine}')\n"
         "net, h = train.fit_member(config, x, y)\n"
         "assert net.distribute_strategy.num_replicas_in_sync == 2, net.distribute_strategy\n"
         "assert net.dtype_policy.name == 'float32' and np.isfinite(h['loss']).all(), (net.dtype_policy, h)\n"
@@ -268,7 +269,7 @@ def test_trains_one_step_under_a_second_backend(affine):
         "from digit_recognizer import train\n"
         "from digit_recognizer.config import Config\n"
         "x = np.random.rand(32, 28, 28, 1).astype('float32'); y = np.arange(32) % 10\n"
-        f"config = Config(epochs=1, batch_size=16, verbose=0, precision='float32', elastic=16.0, affine='{affine}')\n"
+        f"config = Config(model='bn', epochs=1, batch_size=16, verbose=0, precision='float32', elastic=16.0, affine='{affine}')\n"
         "net, h = train.fit_member(config, x, y)\n"
         "assert keras.backend.backend() != 'tensorflow' and np.isfinite(h['loss'][0])\n"
         # the augmentation layers (elastic included) must not switch jit off: eager steps ran 200x slower on a GPU
@@ -287,7 +288,7 @@ def test_trains_data_parallel_on_two_jax_devices():
         "from digit_recognizer.config import Config\n"
         "train.gpu_count = lambda: 2\n"
         "x = np.random.default_rng(0).random((64, 28, 28, 1), np.float32); y = np.arange(64) % 10\n"
-        "net, h = train.fit_member(Config(epochs=2, batch_size=16, verbose=0, deterministic=False), x, y)\n"
+        "net, h = train.fit_member(Config(model='bn', epochs=2, batch_size=16, verbose=0, deterministic=False), x, y)\n"
         "assert len(jax.devices()) == 2 and isinstance(keras.distribution.distribution(), "
         "keras.distribution.DataParallel)\n"
         "assert net.dtype_policy.name == 'mixed_float16' and np.isfinite(h['loss']).all(), h\n"
