@@ -216,7 +216,7 @@ def augmentation(config, seed=None) -> keras.Sequential:
 def where(config) -> str:
     """none, model or map. `auto` is model everywhere: on an accelerator it runs on the device, and on this
     2-core CPU it measured as fast as the map over 8,600 rows and steadier over 37,800, where the map's AUTOTUNE
-    threads slowed a later epoch by 60% (README, "Where augmentation runs")."""
+    threads slowed a later epoch by 60% (experiments/README.md, "Where augmentation runs")."""
     if config.rotation == config.zoom == config.shift == config.elastic == config.cutout == 0:
         return "none"
     if config.augment_in == "map" and keras.backend.backend() != "tensorflow":

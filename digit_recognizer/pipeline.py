@@ -48,7 +48,7 @@ def import_training():
 
 def write_member_predictions(path, config, members, rows, labels, **extra) -> pathlib.Path:
     """An npz of rows (their numbers in train), labels, each member's family and softmax (members, rows, 10),
-    written atomically: what `scripts/benchmark.py pool` reads, so members can be weighed, subset or pooled with
+    written atomically: what `experiments/benchmark.py pool` reads, so members can be weighed, subset or pooled with
     other runs' without training again."""
     names = [configuration.member_family(config, m) for m in range(len(members))]
 

@@ -34,21 +34,25 @@ def label_counts(counts: dict, path):
 
 
 def training_curves(histories: list, path):
+    """Loss and error rate (1 - accuracy) per epoch on log scales, so the first epoch's high error does not
+    squash the later ones; markers, so a one-epoch run shows its point."""
     plt = pyplot()
     figure, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    curves = {"loss": lambda h, k: np.asarray(h[k]),
+              "accuracy": lambda h, k: np.maximum(1 - np.asarray(h[k]), 1e-4)}  # log scale: no zero error
     for member, history in enumerate(histories, 1):
         epochs = np.arange(1, len(history["loss"]) + 1)
-        for axis, metric in zip(axes[:2], ("loss", "accuracy")):
-            line, = axis.plot(epochs, history[metric], label=f"member {member} train")
+        for axis, (metric, value) in zip(axes[:2], curves.items()):
+            line, = axis.plot(epochs, value(history, metric), "o-", markersize=3, label=f"member {member} train")
             if f"val_{metric}" in history:
-                axis.plot(epochs, history[f"val_{metric}"], "--", color=line.get_color(), label=f"member {member} held out")
+                axis.plot(epochs, value(history, f"val_{metric}"), "s--", markersize=3, color=line.get_color(),
+                          label=f"member {member} held out")
         if "learning_rate" in history:
-            axes[2].plot(epochs, history["learning_rate"], label=f"member {member}")
+            axes[2].plot(epochs, history["learning_rate"], "o-", markersize=3, label=f"member {member}")
     from matplotlib.ticker import MaxNLocator
-    for axis, title in zip(axes, ("loss", "accuracy", "learning rate (at epoch start)")):
-        axis.set(xlabel="epoch", title=title)
+    for axis, title in zip(axes, ("loss", "error rate (1 - accuracy)", "learning rate (at epoch start)")):
+        axis.set(xlabel="epoch", title=title, yscale="log")
         axis.xaxis.set_major_locator(MaxNLocator(integer=True))
-    axes[2].set_yscale("log")
     axes[0].legend(fontsize=7)
     return save(figure, path)
 

@@ -34,7 +34,7 @@ def precision(config, device: str) -> str:
     """The dtype policy for `precision=auto`: half precision wherever the hardware gains from it, except float16
     on several GPUs under TensorFlow. There Keras's loss scaling checks each GPU's gradients alone (Keras 3.15),
     so one GPU's float16 overflow is summed into the weights: on two mirrored logical CPUs the weights turned
-    NaN at the second step in 2 of 3 seeded runs (README, "Every GPU")."""
+    NaN at the second step in 2 of 3 seeded runs (experiments/README.md, "Every GPU")."""
     mirrored = device == "gpu" and gpu_count() > 1 and keras.backend.backend() == "tensorflow"
     if config.precision == "mixed_float16" and mirrored:
         raise ValueError("config: precision=mixed_float16 on several GPUs under TensorFlow turns the weights NaN "
@@ -43,7 +43,7 @@ def precision(config, device: str) -> str:
         return config.precision
     if device == "gpu":
         # Kaggle's T4s have float16 tensor cores and no bfloat16. Where float16 is unsafe, float32 costs little:
-        # a step of batch 64 was bound by overhead, not arithmetic, on the H100 (README)
+        # a step of batch 64 was bound by overhead, not arithmetic, on the H100 (experiments/README.md)
         return "float32" if mirrored else "mixed_float16"
     return "mixed_bfloat16" if cpu_has_bf16() else "float32"
 

@@ -1,4 +1,4 @@
-"""scripts/benchmark.py's pool (members saved by separate runs, averaged as one ensemble: scripts/pooling.py), oof
+"""experiments/benchmark.py's pool (members saved by separate runs, averaged as one ensemble: experiments/pooling.py), oof
 (one run per fold) and the flags fast hands kernel.py."""
 
 import argparse
@@ -15,7 +15,7 @@ import pytest
 from digit_recognizer import train
 from digit_recognizer.config import Config
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "scripts"))
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "experiments"))
 
 import benchmark  # noqa: E402
 import out_of_fold  # noqa: E402
@@ -286,7 +286,7 @@ def test_a_fold_saved_before_a_config_field_came_in_counts_it_as_its_default(tmp
 @pytest.mark.parametrize("arguments, says",
                          [([], "usage"), (["oof"], "output folder"), (["oof", "out"], "process count")])
 def test_gpu_checks_says_what_it_needs(arguments, says):
-    script = pathlib.Path(__file__).resolve().parents[1] / "scripts" / "gpu_checks.sh"
+    script = pathlib.Path(__file__).resolve().parents[1] / "experiments" / "gpu_checks.sh"
     done = subprocess.run(["bash", str(script), *arguments], capture_output=True, text=True)
     assert done.returncode != 0 and says in done.stderr
 

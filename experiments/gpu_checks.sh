@@ -6,10 +6,10 @@
 # as a copy, and the code runs under KERAS_BACKEND=jax. Time there is short (minutes), so everything is
 # prepared here and the run is one command.
 #
-#   scripts/gpu_checks.sh prepare          # here: .whl/ (keras, namex, optree), .data/ (the replica)
-#   scripts/gpu_checks.sh run OUT [ARGS]   # there: log, results row and summary under OUT; ARGS go to
+#   experiments/gpu_checks.sh prepare          # here: .whl/ (keras, namex, optree), .data/ (the replica)
+#   experiments/gpu_checks.sh run OUT [ARGS]   # there: log, results row and summary under OUT; ARGS go to
 #                                          # `benchmark.py recipe` (e.g. --members 2 for a shorter check)
-#   scripts/gpu_checks.sh oof OUT JOBS [ARGS]  # there: `benchmark.py oof` with its folds split over JOBS
+#   experiments/gpu_checks.sh oof OUT JOBS [ARGS]  # there: `benchmark.py oof` with its folds split over JOBS
 #                                          # processes on the one GPU; OUT gets oof.log, folds.tar.gz (every
 #                                          # fold saved) and, once all are, results.jsonl. FOLDS (default 10)
 #                                          # sets --folds; BUDGET (default 500) is each process's seconds
@@ -20,7 +20,7 @@
 # them (it never trains a saved fold again) and trains any the budget left out.
 #
 # The H100 lent once trained a 15-epoch member in about a minute, so the preset should take 6-8 minutes: give
-# the command 540 s or more. Its figures go to benchmarks/README.md ("On a lent GPU") with the device's name,
+# the command 540 s or more. Its figures go to experiments/README.md ("On a lent GPU") with the device's name,
 # and its row (OUT/results.jsonl) to the end of benchmarks/results.jsonl.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -48,17 +48,17 @@ prepare)
     du -sh .whl .data
     ;;
 run)
-    out=${2:?"run needs an output folder: scripts/gpu_checks.sh run OUT"}
+    out=${2:?"run needs an output folder: experiments/gpu_checks.sh run OUT"}
     shift 2
     set_up "$out"
     # the run's own folder holds more files than come back from such a machine: only the summary is copied out
-    python3 scripts/benchmark.py recipe --data-dir .data --preset full --out /tmp/gpu-recipe \
+    python3 experiments/benchmark.py recipe --data-dir .data --preset full --out /tmp/gpu-recipe \
         --results "$out/results.jsonl" "$@" 2>&1 | tee "$out/recipe.log"
     cp /tmp/gpu-recipe/summary.json "$out/"
     ;;
 oof)
-    out=${2:?"oof needs an output folder and a process count: scripts/gpu_checks.sh oof OUT JOBS"}
-    jobs=${3:?"oof needs a process count: scripts/gpu_checks.sh oof OUT JOBS"}
+    out=${2:?"oof needs an output folder and a process count: experiments/gpu_checks.sh oof OUT JOBS"}
+    jobs=${3:?"oof needs a process count: experiments/gpu_checks.sh oof OUT JOBS"}
     shift 3
     set_up "$out"
     folds=${FOLDS:-10} saved=/tmp/gpu-oof
@@ -70,7 +70,7 @@ oof)
         for ((fold = job + 1; fold <= folds; fold += jobs)); do mine+=(--fold "$fold"); done
         # a process past its budget is stopped: the folds it saved stay saved and still come back. One that ends
         # with every fold saved scores them all and writes the run's row (below)
-        timeout "${BUDGET:-500}" python3 scripts/benchmark.py oof --data-dir .data --folds "$folds" --out "$saved" \
+        timeout "${BUDGET:-500}" python3 experiments/benchmark.py oof --data-dir .data --folds "$folds" --out "$saved" \
             --results "$saved/job-$job.jsonl" "${mine[@]}" "$@" >"$saved/job-$job.log" 2>&1 &
     done
     wait || true
@@ -81,7 +81,7 @@ oof)
     tar -czf "$out/folds.tar.gz" -C "$saved" $(cd "$saved" && ls fold-*.npz job-*.log 2>/dev/null)
     ;;
 *)
-    echo "usage: scripts/gpu_checks.sh prepare | run OUT [benchmark.py recipe arguments] |" \
+    echo "usage: experiments/gpu_checks.sh prepare | run OUT [benchmark.py recipe arguments] |" \
         "oof OUT JOBS [benchmark.py oof arguments]" >&2
     exit 2
     ;;

@@ -1,20 +1,20 @@
 """Figures for the README, each measured by running the real thing.
 
-  python scripts/benchmark.py fast       --data-dir ../shared/digit-recognizer   # kernel.py --fast, whole process
-  python scripts/benchmark.py fast                                               # the same on the demo sample
-  python scripts/benchmark.py throughput --data-dir ../shared/digit-recognizer   # seed model: ours vs the tutorial's
-  python scripts/benchmark.py race       --data-dir ../shared/digit-recognizer   # the tutorial's accuracy: its time vs ours
-  python scripts/benchmark.py recipe     --data-dir ../shared/digit-recognizer --preset full   # a results row
-  python scripts/benchmark.py oof        --data-dir ../shared/digit-recognizer --preset full   # every row scored once (resumes)
-  python scripts/benchmark.py oof ... --set pseudo=0.999 --teacher benchmarks/oof-a   # + its pseudo-labels by fold
-  python scripts/benchmark.py road       --data-dir ../shared/digit-recognizer   # bundle, then push.py through the stand-in
-  python scripts/benchmark.py pool output/a/holdout_predictions.npz output/b/holdout_predictions.npz   # no training
-  python scripts/benchmark.py pool benchmarks/oof-a benchmarks/oof-b   # oof folders: the folds both have saved
-  python scripts/benchmark.py pool benchmarks/oof-a benchmarks/oof-b --stack 0.01   # and a learned weighting
-  python scripts/benchmark.py compare benchmarks/oof-a vs benchmarks/oof-b:1   # image by image, and fold by fold; :1 = member 1
-  python scripts/benchmark.py compare benchmarks/oof-a vs benchmarks/oof-a --average geometric --average arithmetic
+  python experiments/benchmark.py fast       --data-dir ../shared/digit-recognizer   # kernel.py --fast, whole process
+  python experiments/benchmark.py fast                                               # the same on the demo sample
+  python experiments/benchmark.py throughput --data-dir ../shared/digit-recognizer   # seed model: ours vs the tutorial's
+  python experiments/benchmark.py race       --data-dir ../shared/digit-recognizer   # the tutorial's accuracy: its time vs ours
+  python experiments/benchmark.py recipe     --data-dir ../shared/digit-recognizer --preset full   # a results row
+  python experiments/benchmark.py oof        --data-dir ../shared/digit-recognizer --preset full   # every row scored once (resumes)
+  python experiments/benchmark.py oof ... --set pseudo=0.999 --teacher benchmarks/oof-a   # + its pseudo-labels by fold
+  python experiments/benchmark.py road       --data-dir ../shared/digit-recognizer   # bundle, then push.py through the stand-in
+  python experiments/benchmark.py pool output/a/holdout_predictions.npz output/b/holdout_predictions.npz   # no training
+  python experiments/benchmark.py pool benchmarks/oof-a benchmarks/oof-b   # oof folders: the folds both have saved
+  python experiments/benchmark.py pool benchmarks/oof-a benchmarks/oof-b --stack 0.01   # and a learned weighting
+  python experiments/benchmark.py compare benchmarks/oof-a vs benchmarks/oof-b:1   # image by image, and fold by fold; :1 = member 1
+  python experiments/benchmark.py compare benchmarks/oof-a vs benchmarks/oof-a --average geometric --average arithmetic
 
-`throughput` and `race` run the tutorial's own pipeline beside ours (scripts/versus_tutorial.py; they need
+`throughput` and `race` run the tutorial's own pipeline beside ours (experiments/versus_tutorial.py; they need
 `pip install -e ".[bench]"`). Every command appends its row to benchmarks/results.jsonl and prints it.
 """
 
@@ -112,7 +112,7 @@ def bench_recipe(args) -> dict:
 
 
 def bench_oof(args) -> dict | None:
-    """Out of fold (scripts/out_of_fold.py): every train row scored once, by members that never saw it."""
+    """Out of fold (experiments/out_of_fold.py): every train row scored once, by members that never saw it."""
     import out_of_fold
     config, overrides = recipe_config(args)
     try:
