@@ -79,16 +79,11 @@ def source_commit() -> str:
 
 def secrets() -> list[str]:
     """Credential values present on this machine: none of them may appear in a bundle."""
+    from kaggle_api import kaggle_json
     found = [os.environ.get(name, "") for name in ("KAGGLE_KEY", "KAGGLE_API_TOKEN")]
-    config = pathlib.Path(os.environ.get("KAGGLE_CONFIG_DIR", pathlib.Path.home() / ".kaggle")) / "kaggle.json"
-    if config.is_file():
-        import json
-        try:
-            saved = json.loads(config.read_text())
-        except ValueError:
-            saved = None
-        if isinstance(saved, dict):
-            found.append(str(saved.get("key", "")))
+    saved = kaggle_json()
+    if saved and saved[1]:
+        found.append(str(saved[1].get("key", "")))
     return [value for value in found if len(value) >= 8]
 
 

@@ -22,16 +22,25 @@ class NoAnswer(LoopError):
     """A request that may have arrived and taken effect, though no answer came back: not to be sent again blindly."""
 
 
+def kaggle_json():
+    """(path of kaggle.json, what it holds: a dict, or None when it is not a JSON object), or None without one."""
+    config = pathlib.Path(os.environ.get("KAGGLE_CONFIG_DIR", pathlib.Path.home() / ".kaggle")) / "kaggle.json"
+    if not config.is_file():
+        return None
+    try:
+        found = json.loads(config.read_text())
+    except ValueError:
+        found = None
+    return config, found if isinstance(found, dict) else None
+
+
 def owner_from_credentials() -> str:
     if os.environ.get("KAGGLE_USERNAME") and os.environ.get("KAGGLE_KEY"):
         return os.environ["KAGGLE_USERNAME"]
-    config = pathlib.Path(os.environ.get("KAGGLE_CONFIG_DIR", pathlib.Path.home() / ".kaggle")) / "kaggle.json"
-    if config.is_file():
-        try:
-            found = json.loads(config.read_text())
-        except ValueError:
-            found = None
-        fields = found if isinstance(found, dict) else {}
+    saved = kaggle_json()
+    if saved:
+        config, found = saved
+        fields = found or {}
         missing = [name for name in ("username", "key") if not isinstance(fields.get(name), str) or not fields[name]]
         if missing:
             what = "not a JSON object" if not isinstance(found, dict) else f"no {' and no '.join(missing)}"
