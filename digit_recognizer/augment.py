@@ -8,7 +8,7 @@ the model the same way.
 
 ImageDataGenerator is gone from Keras 3; these layers replace it. They are active only when called with
 training=True, so the same stack can sit inside the model (the default) or in a parallel tf.data map (TensorFlow only).
-`where()` makes that choice.
+`placement()` makes that choice.
 """
 
 import keras
@@ -213,7 +213,7 @@ def augmentation(config, seed=None) -> keras.Sequential:
     return stack
 
 
-def where(config) -> str:
+def placement(config) -> str:
     """none, model or map. `auto` is model everywhere: on an accelerator it runs on the device, and on this
     2-core CPU it measured as fast as the map over 8,600 rows and steadier over 37,800, where the map's AUTOTUNE
     threads slowed a later epoch by 60% (experiments/README.md, "Where augmentation runs")."""

@@ -98,7 +98,7 @@ def run(config, source: data.Source, out_dir, log=print, plots=True) -> dict:
     train = import_training()
     lap("imports")
 
-    result = train.train_with_pseudo_labels(config, images[kept], labels[kept], test_images, holdout, log=log)
+    result = train.train_members(config, images[kept], labels[kept], test_images, holdout, log=log)
     lap("train and predict")
     seconds["train"] = round(result.train_seconds, 2)
     seconds["predict"] = round(seconds.pop("train and predict") - result.train_seconds, 2)

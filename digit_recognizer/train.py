@@ -165,17 +165,17 @@ def fit_member(config, images, labels, validation=None, seed=None, device=None, 
     device = device or accelerator()
     set_seeds(seed, config.deterministic)
     keras.config.set_dtype_policy(precision(config, device))
-    where = augment.where(config)
+    placement = augment.placement(config)
     steps_per_epoch = -(-len(images) // config.batch_size)
     config = dataclasses.replace(config, epochs=max(config.epochs, -(-config.min_steps // steps_per_epoch)))
     with all_gpus():
-        net = models.build_model(config, augment.augmentation(config, seed) if where == "model" else None)
+        net = models.build_model(config, augment.augmentation(config, seed) if placement == "model" else None)
         rate = learning_rate(config, steps_per_epoch)
         net.compile(optimizer=make_optimizer(config, rate), loss=loss_function(config),
                     metrics=["accuracy"])
     callbacks = schedule_callbacks(config, validation is not None) + list(callbacks)
     validation = validation if validation is not None else monitor
-    if where != "map":
+    if placement != "map":
         history = net.fit(images, labels, batch_size=config.batch_size, epochs=config.epochs, shuffle=True,
                           validation_data=validation, callbacks=callbacks, verbose=config.verbose)
     else:
@@ -268,7 +268,7 @@ def pseudo_labelled(config, images, labels, test_images, test_probabilities, log
     return np.concatenate([images, test_images[confident]]), np.concatenate([labels, guesses])
 
 
-def train_with_pseudo_labels(config, images, labels, test_images, holdout=None, log=print) -> Result:
+def train_members(config, images, labels, test_images, holdout=None, log=print) -> Result:
     """The ensemble; with `config.pseudo`, a second ensemble that also learns the test images the first one
     labelled with at least that confidence. Legitimate here: the test images are given, their labels are not."""
     first = train_ensemble(config, images, labels, test_images, holdout, log)

@@ -45,7 +45,7 @@ def train_fold(config, settings, images, labels, test_images, kept, held, path, 
                                                              teacher)
         result = train.train_ensemble(config, taught_images, taught_labels, test_images, holdout)
     else:
-        result = train.train_with_pseudo_labels(config, images[kept], labels[kept], test_images, holdout)
+        result = train.train_members(config, images[kept], labels[kept], test_images, holdout)
     pipeline.write_member_predictions(
         path, config, result.member_holdout_probabilities, held, labels[held],
         test_probabilities=result.test_probabilities.astype(np.float16), train_seconds=result.train_seconds,

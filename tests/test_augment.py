@@ -70,7 +70,7 @@ def test_resampling_layers_that_claim_xla_compile_under_it():
 
 
 def test_elastic_alone_counts_as_augmentation():
-    assert augment.where(Config(rotation=0.0, zoom=0.0, shift=0.0, elastic=34.0)) == "model"
+    assert augment.placement(Config(rotation=0.0, zoom=0.0, shift=0.0, elastic=34.0)) == "model"
     stack = augment.augmentation(Config(elastic=34.0))
     assert isinstance(stack.layers[0], augment.RandomElastic)
 
@@ -88,15 +88,15 @@ def test_cutout_blanks_one_square_per_training_digit():
     areas = (cut == 0).sum(axis=(1, 2))
     assert areas.max() == 64 and areas.min() < 64  # whole squares inside, clipped ones at the edges
     assert len({tuple(np.argwhere(blank)[0]) for blank in cut == 0}) > 32  # each digit draws its own place
-    assert augment.where(Config(rotation=0.0, zoom=0.0, shift=0.0, cutout=8)) == "model"
+    assert augment.placement(Config(rotation=0.0, zoom=0.0, shift=0.0, cutout=8)) == "model"
     assert isinstance(augment.augmentation(Config(cutout=8)).layers[-1], augment.RandomCutout)
 
 
 def test_where_augmentation_runs():
-    assert augment.where(Config()) == "model"
-    assert augment.where(Config(rotation=0.0, zoom=0.0, shift=0.0, augment_in="map")) == "none"
+    assert augment.placement(Config()) == "model"
+    assert augment.placement(Config(rotation=0.0, zoom=0.0, shift=0.0, augment_in="map")) == "none"
     if keras.backend.backend() == "tensorflow":
-        assert augment.where(Config(augment_in="map")) == "map"
+        assert augment.placement(Config(augment_in="map")) == "map"
 
 
 def test_tta_shifts_are_one_pixel_moves():

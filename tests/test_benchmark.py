@@ -207,7 +207,7 @@ def oof_setup(tmp_path, sample_frames, monkeypatch):
                             member_accuracy=[], ensemble_accuracy=0.9, histories=[], train_seconds=1.0,
                             images_per_second=50.0, device="cpu", precision="float32",
                             member_holdout_probabilities=members)
-    monkeypatch.setattr(train, "train_with_pseudo_labels", fake_training)
+    monkeypatch.setattr(train, "train_members", fake_training)
     monkeypatch.setattr(train, "train_ensemble", fake_training)
     args = argparse.Namespace(preset="fast", epochs_override=None, members=2, model=None, set=[],
                               data_dir=str(tmp_path), folds=3, fold=None, out=str(tmp_path / "oof"), teacher=None)

@@ -54,7 +54,7 @@ def test_ledger_report(tmp_path):
             {"time": "20261124T0200Z", "commit": "def", "bundle_hash": "h2", "config": None,
              "holdout_accuracy": None, "public_score": None}]
     ledger.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    script = Path(__file__).resolve().parents[1] / "scripts" / "report.py"
+    script = Path(__file__).resolve().parents[1] / "scripts" / "ledger.py"
     done = subprocess.run([sys.executable, str(script), "--ledger", str(ledger)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert "0.99610  0.99642" in done.stdout and "def" in done.stdout

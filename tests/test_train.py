@@ -220,13 +220,13 @@ def test_pseudo_labels_add_confident_test_images(monkeypatch):
     monkeypatch.setattr(train, "fit_member", fake_fit)
     images, labels, test = np.zeros((20, 28, 28, 1), np.float32), np.arange(20) % 2, np.zeros((6, 28, 28, 1))
     quiet = dict(holdout=None, log=lambda *_: None)
-    train.train_with_pseudo_labels(dataclasses.replace(TINY, pseudo=0.6), images, labels, test, **quiet)
+    train.train_members(dataclasses.replace(TINY, pseudo=0.6), images, labels, test, **quiet)
     assert trained_on == [20]  # nobody at 0.6: no second round
     trained_on.clear()
-    result = train.train_with_pseudo_labels(dataclasses.replace(TINY, pseudo=0.5), images, labels, test, **quiet)
+    result = train.train_members(dataclasses.replace(TINY, pseudo=0.5), images, labels, test, **quiet)
     assert trained_on == [20, 26] and len(result.histories) == 2
     trained_on.clear()
-    train.train_with_pseudo_labels(TINY, images, labels, test, **quiet)
+    train.train_members(TINY, images, labels, test, **quiet)
     assert trained_on == [20]
 
 
@@ -246,7 +246,7 @@ def test_pseudo_run_keeps_the_first_rounds_hold_out_scores(monkeypatch, tmp_path
     monkeypatch.setattr(train, "fit_member", lambda *args, **kwargs: (Constant(next(digits)), {"loss": [0.0]}))
     images, labels, test = np.zeros((20, 28, 28, 1), np.float32), np.full(20, 3), np.zeros((6, 28, 28, 1))
     holdout = (np.zeros((4, 28, 28, 1), np.float32), np.full(4, 3))
-    result = train.train_with_pseudo_labels(dataclasses.replace(TINY, pseudo=0.5), images, labels, test, holdout,
+    result = train.train_members(dataclasses.replace(TINY, pseudo=0.5), images, labels, test, holdout,
                                             log=lambda *_: None)
     assert result.first_round.ensemble_accuracy == 0.0 and result.ensemble_accuracy == 1.0
     saved = np.load(pipeline.write_holdout_predictions(tmp_path, TINY, result, np.arange(4), holdout[1]))

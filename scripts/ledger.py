@@ -1,6 +1,6 @@
 """The run ledger (runs/ledger.jsonl, written by scripts/push.py) as a table and a picture.
 
-  python scripts/report.py [--ledger runs/ledger.jsonl] [--out runs/ledger.png]
+  python scripts/ledger.py [--ledger runs/ledger.jsonl] [--out runs/ledger.png]
 
 Prints one row per run (time, commit, bundle, model, members, epochs, hold-out, public score) and plots the public
 score and the kernel's hold-out accuracy of every run over time, so a gap between the two stands out.
