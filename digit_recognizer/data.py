@@ -136,27 +136,25 @@ def validate(frame: pd.DataFrame, columns: list[str], name: str) -> None:
     if len(frame) == 0:
         raise ValueError(f"{name}: a header but no data rows")
     for column in columns:
-        values = frame[column]
+        written = frame[column]
+        integers = pd.api.types.is_integer_dtype(written)
+        values = written if integers else _whole_numbers(written, name, column)
         low, high = (0, 9) if column == "label" else (0, 255)
-        if not pd.api.types.is_integer_dtype(values):
-            values = frame[column] = _as_integers(values, name, column, low, high)
         bad = (values < low) | (values > high)
         if bad.any():
             row = int(np.argmax(bad.to_numpy()))
-            raise ValueError(f"{name}: line {row + 2}, column {column}: {values.iloc[row]} is outside {low}-{high}")
+            raise ValueError(f"{name}: line {row + 2}, column {column}: {written.iloc[row]} is outside {low}-{high}")
+        if not integers:  # cast only once in range: a cell past int64 would wrap around
+            frame[column] = values.astype(np.int64)
 
 
-def _as_integers(values: pd.Series, name: str, column: str, low: int, high: int) -> pd.Series:
-    """A column pandas did not read as integers: whole numbers written as 3.0 pass, anything else raises. A
-    number too large for int64 is reported as written, before the cast would wrap it."""
+def _whole_numbers(values: pd.Series, name: str, column: str) -> pd.Series:
+    """A column pandas did not read as integers, as numbers: whole numbers written as 3.0 pass, anything else
+    raises."""
     numbers = pd.to_numeric(values, errors="coerce")
-    huge = numbers.abs() > 2**53
-    if huge.any():
-        row = int(np.argmax(huge.to_numpy()))
-        raise ValueError(f"{name}: line {row + 2}, column {column}: {values.iloc[row]} is outside {low}-{high}")
     bad = numbers.isna() | (numbers != numbers.round())
     if not bad.any():
-        return numbers.astype(np.int64)
+        return numbers
     row = int(np.argmax(bad.to_numpy()))
     cell = values.iloc[row]
     what = "an empty cell" if pd.isna(cell) else f"'{cell}' is not an integer"
@@ -190,11 +188,10 @@ def check_labels(labels: np.ndarray, name: str = "train.csv") -> None:
                          "labels must cover 0-9: use the whole file, or a larger --limit")
 
 
-def split(labels: np.ndarray, fraction: float, seed: int, flag: str = "--holdout"):
-    """Stratified, seeded split of row indices: (kept, held out). fraction 0 holds out nothing."""
-    rows = np.arange(len(labels))
+def check_split(labels: np.ndarray, fraction: float, flag: str = "--holdout") -> None:
+    """What `split` needs of `labels` to hold out `fraction` of them, checked: a ValueError saying what to change."""
     if fraction == 0:
-        return rows, rows[:0]
+        return
     counts = np.bincount(labels)
     counts = counts[counts > 0]
     held = int(np.ceil(fraction * len(labels)))
@@ -202,6 +199,14 @@ def split(labels: np.ndarray, fraction: float, seed: int, flag: str = "--holdout
         raise ValueError(f"{len(labels)} training rows are too few for {flag} {fraction}: a stratified split needs "
                          f"every digit at least twice (the rarest has {counts.min()}) and a row of each digit on "
                          f"each side; use more rows, or {flag} 0")
+
+
+def split(labels: np.ndarray, fraction: float, seed: int, flag: str = "--holdout"):
+    """Stratified, seeded split of row indices: (kept, held out). fraction 0 holds out nothing."""
+    rows = np.arange(len(labels))
+    if fraction == 0:
+        return rows, rows[:0]
+    check_split(labels, fraction, flag)
     from sklearn.model_selection import train_test_split
     kept, held = train_test_split(rows, test_size=fraction, stratify=labels, random_state=seed)
     return np.sort(kept), np.sort(held)

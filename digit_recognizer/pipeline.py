@@ -35,14 +35,12 @@ def import_training():
         os.dup2(scratch.fileno(), 2)  # a file descriptor, not sys.stderr: the lines come from C++
         try:
             from digit_recognizer import train
-        except BaseException:
-            os.dup2(saved, 2)
-            scratch.seek(0)
-            sys.stderr.write(scratch.read().decode(errors="replace"))
-            raise
         finally:
             os.dup2(saved, 2)
             os.close(saved)
+            if "digit_recognizer.train" not in sys.modules:  # the import failed: show what it printed
+                scratch.seek(0)
+                sys.stderr.write(scratch.read().decode(errors="replace"))
     return train
 
 
@@ -90,7 +88,7 @@ def run(config, source: data.Source, out_dir, log=print, plots=True) -> dict:
     log(f"train {len(labels)} rows, test {len(test_images)} rows; label counts {counts}")
     data.check_labels(labels, source.train.name)
     kept, held = data.split(labels, config.holdout, config.holdout_seed)
-    data.split(labels[kept], config.validation, config.seed, "--validation")  # fails here, not after the imports
+    data.check_split(labels[kept], config.validation, "--validation")  # each member splits; fail here, not there
     holdout = (images[held], labels[held]) if len(held) else None
     lap("read and check")
 

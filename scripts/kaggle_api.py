@@ -39,11 +39,11 @@ def owner_from_credentials() -> str:
         return os.environ["KAGGLE_USERNAME"]
     saved = kaggle_json()
     if saved:
-        config, found = saved
-        fields = found or {}
-        missing = [name for name in ("username", "key") if not isinstance(fields.get(name), str) or not fields[name]]
+        config, fields = saved
+        missing = [name for name in ("username", "key") if not isinstance((fields or {}).get(name), str)
+                   or not fields[name]]
         if missing:
-            what = "not a JSON object" if not isinstance(found, dict) else f"no {' and no '.join(missing)}"
+            what = "not a JSON object" if fields is None else f"no {' and no '.join(missing)}"
             raise LoopError(f"{config}: {what}; it must hold username and key: download a new one from "
                             "https://www.kaggle.com/settings (API, Create New Token)")
         return fields["username"]

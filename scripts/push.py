@@ -101,23 +101,33 @@ class Road:
         print(f"pushed {self.kernel()} version {response.version_number} (bundle {digest}): {response.url}")
         return stamp
 
+    def within_grace(self, look):
+        """look() every --poll seconds until it returns something, for --stale-grace seconds; None if it never did."""
+        started = time.monotonic()
+        while time.monotonic() - started < self.options.stale_grace:
+            found = look()
+            if found is not None:
+                return found
+            time.sleep(self.options.poll)
+        return None
+
     def started_without_answer(self, stamp: dict, error: NoAnswer) -> dict:
         """A push that got no answer may still have started a run: look for one rather than push again, which
         would start a second GPU session."""
-        started = time.monotonic()
-        while time.monotonic() - started < self.options.stale_grace:
+        def running():
             try:
                 status = self.api_call("status", "kernels_status", self.kernel()).status
             except LoopError:  # no kernel yet (404), or no answer either
-                status = None
-            if getattr(status, "name", str(status)) in ("QUEUED", "RUNNING"):
-                print(f"{error}, but {self.kernel()} is now {status.name}: taking that run as this push "
-                      "(not sent again)")
-                return dict(stamp, version=None)
-            time.sleep(self.options.poll)
-        raise LoopError(f"{error}, and no run of {self.kernel()} started within {self.options.stale_grace:.0f} s; "
-                        f"not sent again (a second push would start a second GPU session): look at "
-                        f"https://www.kaggle.com/code/{self.kernel()}, then push again if nothing runs")
+                return None
+            return status.name if getattr(status, "name", None) in ("QUEUED", "RUNNING") else None
+
+        status = self.within_grace(running)
+        if status is None:
+            raise LoopError(f"{error}, and no run of {self.kernel()} started within {self.options.stale_grace:.0f} "
+                            f"s; not sent again (a second push would start a second GPU session): look at "
+                            f"https://www.kaggle.com/code/{self.kernel()}, then push again if nothing runs")
+        print(f"{error}, but {self.kernel()} is now {status}: taking that run as this push (not sent again)")
+        return dict(stamp, version=None)
 
     def wait(self) -> str:
         started, seen_running = time.monotonic(), False
@@ -171,16 +181,17 @@ class Road:
 
     def submitted_without_answer(self, message: str, error: NoAnswer):
         """The submission's ref, once Kaggle lists one with this message; an error if none shows up in time."""
-        started = time.monotonic()
-        while time.monotonic() - started < self.options.stale_grace:
+        def listed():
             submissions = self.api_call("submit", "competition_submissions", COMPETITION)
-            sent = next((s for s in submissions if s.description == message), None)
-            if sent is not None:
-                print(f"{error}, but Kaggle lists it as {sent.ref}: not sent again")
-                return sent.ref
-            time.sleep(self.options.poll)
-        raise LoopError(f"{error}, and no submission '{message}' was listed within {self.options.stale_grace:.0f} s; "
-                        f"not sent again: look at https://www.kaggle.com/competitions/{COMPETITION}/submissions")
+            return next((s for s in submissions if s.description == message), None)
+
+        sent = self.within_grace(listed)
+        if sent is None:
+            raise LoopError(f"{error}, and no submission '{message}' was listed within "
+                            f"{self.options.stale_grace:.0f} s; not sent again: look at "
+                            f"https://www.kaggle.com/competitions/{COMPETITION}/submissions")
+        print(f"{error}, but Kaggle lists it as {sent.ref}: not sent again")
+        return sent.ref
 
     def score(self, ref=None):
         started = time.monotonic()
@@ -201,9 +212,12 @@ class Road:
 
     def unscored(self):
         """The latest ledger line whose submission was sent but not scored (scoring failed or was cut short)."""
-        ledger = self.runs / "ledger.jsonl"
-        lines = ledger.read_text().splitlines() if ledger.is_file() else []
-        rows = [json.loads(line) for line in lines if line.strip()]
+        import ledger
+        path = self.runs / "ledger.jsonl"
+        try:
+            rows = ledger.read(path) if path.is_file() else []  # a run's last line: one scored later is done
+        except ValueError as error:
+            raise LoopError(str(error)) from None
         return next((row for row in reversed(rows) if row.get("submission_ref") and row["public_score"] is None), None)
 
     def record(self, row: dict):
