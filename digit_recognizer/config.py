@@ -168,8 +168,9 @@ def parse_flags(flags) -> Config:
         args, unknown = parser.parse_known_args(field_spelling(flags))
     except argparse.ArgumentError as error:
         raise ValueError(f"config: {error}") from None
-    for warning in unknown_flag_warnings(unknown, parser):
-        raise ValueError(f"config: {warning.removeprefix('warning: ignored ')}")
+    warnings = unknown_flag_warnings(unknown, parser)
+    if warnings:  # a script's flags have no ipykernel to make room for: the first unknown one is an error
+        raise ValueError(f"config: {warnings[0].removeprefix('warning: ignored ')}")
     return from_args(args, log=lambda line: None)
 
 

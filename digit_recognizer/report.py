@@ -38,14 +38,14 @@ def training_curves(histories: list, path):
     squash the later ones; markers, so a one-epoch run shows its point."""
     plt = pyplot()
     figure, axes = plt.subplots(1, 3, figsize=(13, 3.8))
-    curves = {"loss": lambda h, k: np.asarray(h[k]),
-              "accuracy": lambda h, k: np.maximum(1 - np.asarray(h[k]), 1e-4)}  # log scale: no zero error
+    curves = {"loss": np.asarray,
+              "accuracy": lambda accuracy: np.maximum(1 - np.asarray(accuracy), 1e-4)}  # log scale: no zero error
     for member, history in enumerate(histories, 1):
         epochs = np.arange(1, len(history["loss"]) + 1)
         for axis, (metric, value) in zip(axes[:2], curves.items()):
-            line, = axis.plot(epochs, value(history, metric), "o-", markersize=3, label=f"member {member} train")
+            line, = axis.plot(epochs, value(history[metric]), "o-", markersize=3, label=f"member {member} train")
             if f"val_{metric}" in history:
-                axis.plot(epochs, value(history, f"val_{metric}"), "s--", markersize=3, color=line.get_color(),
+                axis.plot(epochs, value(history[f"val_{metric}"]), "s--", markersize=3, color=line.get_color(),
                           label=f"member {member} held out")
         if "learning_rate" in history:
             axes[2].plot(epochs, history["learning_rate"], "o-", markersize=3, label=f"member {member}")
