@@ -19,6 +19,9 @@ class Config:
     width: float = 1.0  # multiplies every layer's channels (1 = as published)
     bn_momentum: float = 0.99  # share of BatchNorm's moving statistics kept each step (Keras's); lower settles sooner
     members: int = 6  # ensemble size; members differ by seed, split and initialisation
+    members_per_step: int = 1  # members trained side by side in one model: one step, one overhead (a GPU's gain)
+    workers: int = 0  # processes that train members side by side: 0 = one per GPU (one process without GPUs)
+    budget_minutes: float = 0.0  # stop adding members when the next would end past this many minutes (0 = none)
     epochs: int = 15  # passes over each member's training rows
     min_steps: int = 0  # at least this many steps per member: more epochs when the rows are few (the demo sample)
     batch_size: int = 64  # images per gradient step
@@ -188,6 +191,9 @@ CHOICES = {
 # field: (the test a value must pass, what to tell a user whose value fails it); NaN fails every comparison
 RANGES = {
     "members": (lambda v: v >= 1, "must be at least 1"),
+    "members_per_step": (lambda v: 1 <= v <= 64, "must be in [1, 64], e.g. 4 on a GPU"),
+    "workers": (lambda v: v >= 0, "must be 0 (one per GPU) or a number of processes"),
+    "budget_minutes": (lambda v: v >= 0, "must be 0 (none) or minutes, e.g. 110 for a two-hour Kaggle session"),
     "epochs": (lambda v: v >= 1, "must be at least 1"),
     "batch_size": (lambda v: v >= 1, "must be at least 1"),
     "plateau_patience": (lambda v: v >= 1, "must be at least 1"),
@@ -233,6 +239,12 @@ def check(config: Config) -> Config:
     if not (0 <= config.seed and last_seed < SEEDS):
         raise fault("seed", f"member k trains with seed + 1000k, so with {config.members} members the seed must "
                             f"be in [0, {SEEDS - 1 - 1000 * (config.members - 1)}]")
+    if config.members_per_step > 1 and config.validation:
+        raise fault("members_per_step", "members side by side train on the same rows, so each cannot keep its own "
+                                        "--validation rows: use --validation 0 (the hold-out still scores them)")
+    if config.members_per_step > 1 and config.augment_in == "map":
+        raise fault("members_per_step", "members side by side each draw their own augmentation inside the model: "
+                                        "use --augment-in model")
     if config.schedule == "plateau" and config.validation == 0:
         raise ValueError("config: --schedule plateau watches val_accuracy, so it needs --validation > 0 (e.g. 0.1)")
     return config

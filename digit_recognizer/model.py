@@ -91,9 +91,10 @@ def lenet_body(x, dropout=1.0, width=1.0):
 BODIES = {"tutorial": tutorial_body, "bn": bn_body, "deep": deep_body, "m5": m5_body, "lenet": lenet_body}
 
 
-def build_model(config, augmentation=None) -> keras.Model:
+def build_model(config, augmentation=None, name=None) -> keras.Model:
     """The family named by `config.model`; with `config.deskew` the digits are sheared upright first, with
-    `config.ink_width` stretched to that width next, then `augmentation` (a layer) runs, in training only."""
+    `config.ink_width` stretched to that width next, then `augmentation` (a layer) runs, in training only. `name`
+    (default: the family's) names the model, and its output in a stacked model's history."""
     inputs = keras.Input(shape=(28, 28, 1), name="image")
     x = augment.Deskew(name="deskew")(inputs) if config.deskew else inputs
     x = augment.InkWidth(config.ink_width, name="ink_width")(x) if config.ink_width else x
@@ -101,7 +102,7 @@ def build_model(config, augmentation=None) -> keras.Model:
     x = BODIES[config.model](x, config.dropout_scale, config.width)
     # float32 softmax: under mixed precision a bfloat16/float16 softmax rounds confident outputs to 1.0
     outputs = layers.Dense(10, activation="softmax", dtype="float32", name="digit")(x)
-    model = keras.Model(inputs, outputs, name=config.model)
+    model = keras.Model(inputs, outputs, name=name or config.model)
     for layer in model.layers:  # read at each training step, so setting it here is enough
         if isinstance(layer, layers.BatchNormalization):
             layer.momentum = config.bn_momentum

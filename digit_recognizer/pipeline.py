@@ -19,36 +19,36 @@ def peak_memory_mb() -> float:
 
 
 def import_training():
-    """digit_recognizer.train, which loads Keras and its backend. TensorFlow prints a dozen C++ start-up lines
+    """digit_recognizer.ensemble, which loads Keras and its backend. TensorFlow prints a dozen C++ start-up lines
     (oneDNN, CUDA stubs, CPU features) that look like failures, some even at TF_CPP_MIN_LOG_LEVEL=3: unless the
     user set a level below 3 to see them, they go to a scratch file, shown only if the import fails."""
     if os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3") in ("0", "1", "2"):
-        from digit_recognizer import train
-        return train
+        from digit_recognizer import ensemble
+        return ensemble
     sys.stderr.flush()
     try:
         saved = os.dup(2)
     except OSError:  # no stderr to silence
-        from digit_recognizer import train
-        return train
+        from digit_recognizer import ensemble
+        return ensemble
     with tempfile.TemporaryFile() as scratch:
         os.dup2(scratch.fileno(), 2)  # a file descriptor, not sys.stderr: the lines come from C++
         try:
-            from digit_recognizer import train
+            from digit_recognizer import ensemble
         finally:
             os.dup2(saved, 2)
             os.close(saved)
-            if "digit_recognizer.train" not in sys.modules:  # the import failed: show what it printed
+            if "digit_recognizer.ensemble" not in sys.modules:  # the import failed: show what it printed
                 scratch.seek(0)
                 sys.stderr.write(scratch.read().decode(errors="replace"))
-    return train
+    return ensemble
 
 
-def write_member_predictions(path, config, members, rows, labels, **extra) -> pathlib.Path:
+def write_member_predictions(path, config, members, rows, labels, indices=None, **extra) -> pathlib.Path:
     """An npz of rows (their numbers in train), labels, each member's family and softmax (members, rows, 10),
     written atomically: what `experiments/benchmark.py pool` reads, so members can be weighed, subset or pooled with
-    other runs' without training again."""
-    names = [configuration.member_family(config, m) for m in range(len(members))]
+    other runs' without training again. `indices`: the members' numbers, where a budget left some out."""
+    names = [configuration.member_family(config, m) for m in (indices or range(len(members)))]
 
     def write(temporary):
         with open(temporary, "wb") as handle:  # a handle: np.savez would add .npz to the temporary name
@@ -63,12 +63,14 @@ def write_holdout_predictions(out_dir, config, result, rows, labels) -> pathlib.
     first = result.first_round
     extra = {} if first is None else {"first_round_members": np.array(first.member_holdout_probabilities, np.float32)}
     return write_member_predictions(pathlib.Path(out_dir) / "holdout_predictions.npz", config,
-                                    result.member_holdout_probabilities, rows, labels, **extra)
+                                    result.member_holdout_probabilities, rows, labels, result.member_indices, **extra)
 
 
 def run(config, source: data.Source, out_dir, log=print, plots=True) -> dict:
     """Trains and writes `out_dir/submission.csv`, summary.json and (with `plots`) the pictures of the run."""
     started = clock = time.perf_counter()
+    # the budget counts from here: wall-clock time, which worker processes share
+    deadline = time.time() + 60 * config.budget_minutes if config.budget_minutes else None
     seconds = {}
 
     def lap(phase):  # the seconds since the last lap, under `phase`
@@ -93,13 +95,14 @@ def run(config, source: data.Source, out_dir, log=print, plots=True) -> dict:
     lap("read and check")
 
     # imported here, not at the top: Keras loads its backend (seconds) only once the data is good
-    train = import_training()
+    ensemble = import_training()
     lap("imports")
 
-    result = train.train_members(config, images[kept], labels[kept], test_images, holdout, log=log)
+    result = ensemble.train_members(config, images[kept], labels[kept], test_images, holdout, log, deadline)
     lap("train and predict")
-    seconds["train"] = round(result.train_seconds, 2)
-    seconds["predict"] = round(seconds.pop("train and predict") - result.train_seconds, 2)
+    if result.workers == 1:  # side by side, the workers' seconds overlap: the lap stays whole
+        seconds["train"] = round(result.train_seconds, 2)
+        seconds["predict"] = round(seconds.pop("train and predict") - result.train_seconds, 2)
 
     frame = submit.make_submission(result.test_probabilities)
     path = submit.write_submission(frame, out_dir / "submission.csv", len(test_images))
@@ -115,6 +118,10 @@ def run(config, source: data.Source, out_dir, log=print, plots=True) -> dict:
         **({} if result.first_round is None else {"first_round_holdout_accuracy": {
             "members": result.first_round.member_accuracy, "ensemble": result.first_round.ensemble_accuracy}}),
         "seconds": seconds,
+        "members_trained": len(result.histories) - (0 if result.first_round is None else
+                                                    len(result.first_round.histories)),
+        "estimated_train_seconds": None if result.estimate_seconds is None else round(result.estimate_seconds, 1),
+        "budget_stops": result.stopped,
         "images_per_second": round(result.images_per_second, 1),
         "peak_memory_mb": round(peak_memory_mb(), 1),
         "device": result.device,
@@ -134,6 +141,9 @@ def run(config, source: data.Source, out_dir, log=print, plots=True) -> dict:
                         lambda temporary: pathlib.Path(temporary).write_text(json.dumps(summary, indent=1)))
     accuracy = "n/a (no hold-out)" if result.ensemble_accuracy is None else f"{result.ensemble_accuracy:.5f}"
     log(f"hold-out accuracy: {accuracy}; members {[round(a, 5) for a in result.member_accuracy]}")
+    if result.stopped:
+        log(f"budget: {summary['members_trained']} of {config.members} members trained in the "
+            f"{config.budget_minutes:g} minutes; the submission is their average")
     log("time: " + ", ".join(f"{phase} {value:.1f} s" for phase, value in seconds.items()))
     log(f"{result.images_per_second:.0f} training images/s on {result.device} ({result.precision}); "
         f"peak memory {summary['peak_memory_mb']:.0f} MB")

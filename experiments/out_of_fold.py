@@ -38,14 +38,14 @@ def train_fold(config, settings, images, labels, test_images, kept, held, path, 
     """One fold's members, trained on `kept` (plus the test images that `teacher`, test probabilities from
     `teacher_probabilities`, labels confidently) and scored on `held`, saved with the fold's test predictions and
     timings to `path` (fold-K.npz). `settings` is the config as JSON, kept to check against."""
-    from digit_recognizer import pipeline, train
+    from digit_recognizer import ensemble, pipeline
     holdout = (images[held], labels[held])
     if teacher is not None:  # the teachers' ensemble stands in for the first round that --pseudo alone trains
-        taught_images, taught_labels = train.pseudo_labelled(config, images[kept], labels[kept], test_images,
-                                                             teacher)
-        result = train.train_ensemble(config, taught_images, taught_labels, test_images, holdout)
+        taught_images, taught_labels = ensemble.pseudo_labelled(config, images[kept], labels[kept], test_images,
+                                                                teacher)
+        result = ensemble.train_ensemble(config, taught_images, taught_labels, test_images, holdout)
     else:
-        result = train.train_members(config, images[kept], labels[kept], test_images, holdout)
+        result = ensemble.train_members(config, images[kept], labels[kept], test_images, holdout)
     pipeline.write_member_predictions(
         path, config, result.member_holdout_probabilities, held, labels[held],
         test_probabilities=result.test_probabilities.astype(np.float16), train_seconds=result.train_seconds,
@@ -72,7 +72,7 @@ def run(args, config, overrides, default_out) -> dict | None:
     """Trains the folds not yet saved in `args.out` (`args.fold`: only those); once all are saved, their members'
     predictions go to out_of_fold_predictions.npz, which `pool` reads, and the test predictions of all folds,
     averaged, to submission.csv, and the results row is returned (None while folds remain)."""
-    from digit_recognizer import data, pipeline, submit, train
+    from digit_recognizer import data, ensemble, pipeline, submit
     teachers = [str(pathlib.Path(folder)) for folder in args.teacher or []]
     if teachers and not config.pseudo:
         raise ValueError("--teacher needs --set pseudo=C: the confidence a teacher's label must reach, e.g. 0.999")
@@ -126,7 +126,7 @@ def run(args, config, overrides, default_out) -> dict | None:
     pooled = pool(load_pool([saved]))  # scored as `pool` scores the file
     return {"benchmark": "oof", "recipe": args.preset, "overrides": overrides, "folds": args.folds,
             **({"teachers": teachers} if teachers else {}),
-            "fold_ensemble_accuracy": [round(train.accuracy(f["members"].mean(axis=0), f["labels"]), 5) for f in folds],
+            "fold_ensemble_accuracy": [round(ensemble.accuracy(f["members"].mean(axis=0), f["labels"]), 5) for f in folds],
             **{k: pooled[k] for k in (
                 "rows", "member_holdout_accuracy", "ensemble", "wrong_by_every_member", "ensemble_errors_share_right")},
             "seconds": round(sum(float(f["train_seconds"]) for f in folds), 1),

@@ -46,14 +46,14 @@ def steady_images_per_second(clock, rows):
 
 
 def ours(images, labels, epochs, batch_size):
-    from digit_recognizer import train
+    from digit_recognizer import devices, train
     from digit_recognizer.config import Config
     clock = EpochClock()
     # the field defaults of the day this benchmark was written, before Config() became the recipe
     config = Config(model="tutorial", members=1, epochs=epochs, batch_size=batch_size, verbose=0, learning_rate=1e-3,
                     decay=0.95, dropout_scale=1.0, affine="layers", tta=0, deterministic=True)
     train.fit_member(config, images, labels, callbacks=[clock.callback()])
-    return steady_images_per_second(clock, len(images)), train.precision(config, train.accelerator())
+    return steady_images_per_second(clock, len(images)), devices.precision(config, devices.accelerator())
 
 
 TUTORIAL = r'''
@@ -135,7 +135,7 @@ def bench_race(args) -> dict:
     with four one-pixel TTA shifts; that extra scoring (about 4 s an epoch here) is kept off our clock and reported."""
     import keras
 
-    from digit_recognizer import config as configuration, data, train
+    from digit_recognizer import config as configuration, data, devices, ensemble, train
     images, labels = load_rows(args.data_dir)
     defaults = configuration.Config()  # the hold-out every recipe figure is measured on
     kept, held = data.split(labels, defaults.holdout, defaults.holdout_seed)
@@ -155,7 +155,7 @@ def bench_race(args) -> dict:
         def on_epoch_end(self, epoch, logs=None):
             now = time.perf_counter()
             self.ends.append(now - self.started - self.scoring)
-            self.with_tta.append(train.accuracy(train.predict(self.model, holdout[0], tta=4), holdout[1]))
+            self.with_tta.append(ensemble.accuracy(train.predict(self.model, holdout[0], tta=4), holdout[1]))
             self.scoring += time.perf_counter() - now
 
     marks = Marks()  # started before the model is built: a little against us
@@ -171,4 +171,4 @@ def bench_race(args) -> dict:
             **{f"ours_seconds_to_tutorial_final_{name}": None if t is None else round(t, 1) for name, t in reached.items()},
             **{f"fraction_of_tutorial_time_{name}": None if t is None else round(t / theirs["fit_seconds"], 3)
                for name, t in reached.items()},
-            "tta_scoring_seconds": round(marks.scoring, 1), "precision": train.precision(config, train.accelerator())}
+            "tta_scoring_seconds": round(marks.scoring, 1), "precision": devices.precision(config, devices.accelerator())}

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from digit_recognizer import train
+from digit_recognizer import ensemble
 from digit_recognizer.config import Config
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "experiments"))
@@ -203,12 +203,12 @@ def oof_setup(tmp_path, sample_frames, monkeypatch):
         members = [one_hot(holdout[1]), one_hot(np.zeros(len(holdout[1]), int), sure=0.6)]
         test_probabilities = np.full((len(test_images), 10), 0.1)
         test_probabilities[:5] = one_hot(np.full(5, 3), sure=0.9995)  # five test images it is sure are 3s
-        return train.Result(test_probabilities=test_probabilities, holdout_probabilities=None,
-                            member_accuracy=[], ensemble_accuracy=0.9, histories=[], train_seconds=1.0,
-                            images_per_second=50.0, device="cpu", precision="float32",
-                            member_holdout_probabilities=members)
-    monkeypatch.setattr(train, "train_members", fake_training)
-    monkeypatch.setattr(train, "train_ensemble", fake_training)
+        return ensemble.Result(test_probabilities=test_probabilities, holdout_probabilities=None,
+                               member_accuracy=[], ensemble_accuracy=0.9, histories=[], train_seconds=1.0,
+                               images_per_second=50.0, device="cpu", precision="float32",
+                               member_holdout_probabilities=members)
+    monkeypatch.setattr(ensemble, "train_members", fake_training)
+    monkeypatch.setattr(ensemble, "train_ensemble", fake_training)
     args = argparse.Namespace(preset="fast", epochs_override=None, members=2, model=None, set=[],
                               data_dir=str(tmp_path), folds=3, fold=None, out=str(tmp_path / "oof"), teacher=None)
     return frame["label"].to_numpy(), args, trained

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from digit_recognizer import report
-from digit_recognizer.train import Result
+from digit_recognizer.ensemble import Result
 
 
 def fake_result(holdout_probabilities, test_probabilities):

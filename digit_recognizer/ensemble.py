@@ -1,0 +1,202 @@
+"""The ensemble: seeded members whose softmax outputs are averaged, trained several to a step, dealt across GPUs,
+within a time budget; and the pseudo-label round.
+
+Member k has seed `seed + 1000k` and family `member_family(config, k)`. Members are trained in groups of
+`members_per_step` (one model, one step for all: train.fit_members); with several GPUs the groups are dealt
+across them, one worker process per GPU (workers.py). Whatever trains them, each member's predictions come back
+on their own and in member order, so the ensemble is the same average.
+"""
+
+import dataclasses
+import time
+
+import keras
+import numpy as np
+
+from digit_recognizer import config as configuration, data, devices, train, workers
+
+
+@dataclasses.dataclass
+class Member:
+    """What one trained member leaves: its predictions and how it trained."""
+    index: int  # k, from 0
+    test_probabilities: np.ndarray  # (test rows, 10)
+    holdout_probabilities: np.ndarray | None  # (hold-out rows, 10)
+    history: dict  # Keras history: loss, accuracy, learning_rate, val_* per epoch
+    train_seconds: float  # its share of its group's fit
+    predict_seconds: float
+    images: int  # training images it saw (rows x epochs)
+
+
+@dataclasses.dataclass
+class Share:
+    """What one process trained: its members and its account of the budget."""
+    members: list
+    device: str
+    estimate_seconds: float | None = None  # its groups' training, estimated from the first group's epochs
+    group_seconds: float | None = None  # the last group's training and prediction
+    stopped: str | None = None  # why it trained fewer members than it was dealt
+
+
+@dataclasses.dataclass
+class Result:
+    test_probabilities: np.ndarray  # (test rows, 10), the ensemble's average
+    holdout_probabilities: np.ndarray | None  # (hold-out rows, 10), or None when nothing is held out
+    member_accuracy: list  # each member's hold-out accuracy (empty without a hold-out)
+    ensemble_accuracy: float | None
+    histories: list  # each member's Keras history (loss, accuracy, learning_rate, val_* per epoch)
+    train_seconds: float  # in fit, all members together
+    images_per_second: float  # training images (epochs x rows) per second of fit, all members together
+    device: str
+    precision: str
+    # each member's own (hold-out rows, 10), to weigh or subset the ensemble after the run
+    member_holdout_probabilities: list = dataclasses.field(default_factory=list)
+    predict_seconds: float = 0.0  # predicting test and hold-out, all members together
+    # with --pseudo, the first round's Result (the fields above are the second's), to tell what the round gained
+    first_round: "Result | None" = None
+    estimate_seconds: float | None = None  # the training time foreseen from the first epochs (slowest worker)
+    group_seconds: float | None = None  # the slowest worker's last group, training and prediction
+    stopped: list = dataclasses.field(default_factory=list)  # each time the budget left members out, why
+    member_indices: list = dataclasses.field(default_factory=list)  # the members' numbers k, in order
+    workers: int = 1  # processes that trained them
+
+
+def accuracy(probabilities: np.ndarray, labels: np.ndarray) -> float:
+    return float(np.mean(np.argmax(probabilities, axis=1) == labels))
+
+
+class Budget(keras.callbacks.Callback):
+    """Times a group's epochs. After the first group's second epoch (its first compiles) it says how long this
+    process's groups will take; at any epoch's end it stops training when another epoch would end past
+    `deadline` (time.time()): a member cut short still predicts, a run killed at its session's end writes nothing."""
+
+    def __init__(self, deadline, groups: int, rounds: int, log, foresee: bool):
+        super().__init__()
+        self.deadline, self.groups, self.rounds, self.log, self.foresee = deadline, groups, rounds, log, foresee
+        self.seconds, self.estimate = [], None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.begun = time.time()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds.append(time.time() - self.begun)
+        epochs = self.params["epochs"]
+        if self.foresee and len(self.seconds) == min(2, epochs):
+            first, steady = self.seconds[0], self.seconds[-1]
+            self.estimate = (first + steady * (epochs - 1) + steady * epochs * (self.groups - 1)) * self.rounds
+            rounds = " (two rounds: --pseudo)" if self.rounds == 2 else ""
+            self.log(f"budget: an epoch takes {steady:.1f} s here (the first {first:.1f} s); {self.groups} "
+                     f"group(s) of {epochs} epochs{rounds} will train for about {self.estimate / 60:.1f} min")
+        if self.deadline and epoch + 1 < epochs and time.time() + self.seconds[-1] > self.deadline:
+            self.model.stop_training = True
+            self.log(f"budget: stopped training after epoch {epoch + 1} of {epochs}: another would end past "
+                     "the budget")
+
+
+def train_share(config, groups, images, labels, test_images, holdout=None, log=print, deadline=None,
+                group_seconds=None) -> Share:
+    """Trains `groups` (lists of member numbers) one after another in this process, each group side by side
+    (train.fit_members), and predicts with each member. With `deadline`, a group that would end past it (by the
+    last group's time, `group_seconds` before the first) is not started."""
+    device = devices.accelerator()
+    share = Share([], device, group_seconds=group_seconds)
+    for number, group in enumerate(groups):
+        if deadline and share.group_seconds and time.time() + share.group_seconds > deadline:
+            share.stopped = (f"budget: stopped before members {', '.join(str(m + 1) for m in group)} and any after: "
+                             f"a group takes about {share.group_seconds / 60:.1f} min, past the budget")
+            log(share.stopped)
+            break
+        began = time.time()
+        specs = [(configuration.member_family(config, m), config.seed + 1000 * m) for m in group]
+        # one member alone may hold out its own validation rows; side by side they train on the same rows
+        kept, checked = data.split(labels, config.validation, specs[0][1], "--validation")
+        validation = (images[checked], labels[checked]) if len(checked) else None
+        for m, (family, seed) in zip(group, specs):
+            log(f"member {m + 1}/{config.members}: {family}, seed {seed}, {len(kept)} training rows")
+        clock = Budget(deadline, len(groups), 2 if config.pseudo else 1, log, foresee=number == 0)
+        nets, histories = train.fit_members(config, images[kept], labels[kept], specs, validation, device,
+                                            monitor=holdout, callbacks=[clock])
+        fit_seconds = time.time() - began
+        share.estimate_seconds = share.estimate_seconds or clock.estimate
+        for m, net, history in zip(group, nets, histories):
+            started = time.time()
+            tested = train.predict(net, test_images, config.tta)
+            held = None if holdout is None else train.predict(net, holdout[0], config.tta)
+            if held is not None:
+                log(f"member {m + 1}: hold-out accuracy {accuracy(held, holdout[1]):.5f}")
+            share.members.append(Member(m, tested, held, history, fit_seconds / len(group),
+                                        time.time() - started, len(kept) * len(history["loss"])))
+        keras.backend.clear_session()  # free the graph before the next group
+        share.group_seconds = time.time() - began
+    return share
+
+
+def train_ensemble(config, images, labels, test_images, holdout=None, log=print, deadline=None,
+                   group_seconds=None) -> Result:
+    """`config.members` members, each with its own seed and (with config.validation) its own validation split;
+    `holdout` (images, labels), never trained on, measures each member and the average of their softmaxes."""
+    size = config.members_per_step
+    groups = [list(range(start, min(start + size, config.members))) for start in range(0, config.members, size)]
+    gpus = workers.gpus_for(config, len(groups))
+    if len(gpus) > 1:
+        shares = workers.train_shares(gpus, config, groups, images, labels, test_images, holdout, deadline,
+                                      group_seconds)
+    else:
+        shares = [train_share(config, groups, images, labels, test_images, holdout, log, deadline, group_seconds)]
+    members = sorted((member for share in shares for member in share.members), key=lambda member: member.index)
+    holdout_mean = None
+    if holdout is not None:
+        holdout_mean = np.sum([m.holdout_probabilities for m in members], axis=0, dtype=np.float64) / len(members)
+    train_seconds = sum(m.train_seconds for m in members)
+    return Result(
+        test_probabilities=np.sum([m.test_probabilities for m in members], axis=0, dtype=np.float64) / len(members),
+        holdout_probabilities=holdout_mean,
+        member_accuracy=[] if holdout is None else [accuracy(m.holdout_probabilities, holdout[1]) for m in members],
+        ensemble_accuracy=None if holdout is None else accuracy(holdout_mean, holdout[1]),
+        histories=[m.history for m in members],
+        train_seconds=train_seconds,
+        predict_seconds=sum(m.predict_seconds for m in members),
+        images_per_second=sum(m.images for m in members) / train_seconds,
+        device=shares[0].device,
+        precision=devices.precision(config, shares[0].device),
+        member_holdout_probabilities=[] if holdout is None else [m.holdout_probabilities for m in members],
+        estimate_seconds=max((s.estimate_seconds for s in shares if s.estimate_seconds), default=None),
+        group_seconds=max((s.group_seconds for s in shares if s.group_seconds), default=None),
+        stopped=[s.stopped for s in shares if s.stopped],
+        member_indices=[m.index for m in members],
+        workers=len(shares),
+    )
+
+
+def pseudo_labelled(config, images, labels, test_images, test_probabilities, log=print):
+    """The training rows plus the test images that `test_probabilities` (an ensemble's) gives a class with at
+    least `config.pseudo` confidence, labelled with that class."""
+    confident = np.flatnonzero(test_probabilities.max(axis=1) >= config.pseudo)
+    log(f"pseudo-labels: {len(confident)} of {len(test_images)} test images at confidence >= {config.pseudo}")
+    guesses = test_probabilities[confident].argmax(axis=1)
+    return np.concatenate([images, test_images[confident]]), np.concatenate([labels, guesses])
+
+
+def train_members(config, images, labels, test_images, holdout=None, log=print, deadline=None) -> Result:
+    """The ensemble; with `config.pseudo`, a second ensemble that also learns the test images the first one
+    labelled with at least that confidence. Legitimate here: the test images are given, their labels are not.
+    `deadline` (time.time(), from --budget-minutes) holds for both rounds."""
+    first = train_ensemble(config, images, labels, test_images, holdout, log, deadline)
+    if not config.pseudo:
+        return first
+    log(f"first-round hold-out {first.ensemble_accuracy}")
+    if deadline and first.group_seconds and time.time() + first.group_seconds > deadline:
+        log("budget: no second round: it would end past the budget; the first round's members write the submission")
+        first.stopped.append("budget: no second (pseudo-label) round")
+        return first
+    taught_images, taught_labels = pseudo_labelled(config, images, labels, test_images, first.test_probabilities, log)
+    if len(taught_labels) == len(labels):
+        return first
+    second = train_ensemble(config, taught_images, taught_labels, test_images, holdout, log, deadline,
+                            first.group_seconds)
+    second.histories = first.histories + second.histories
+    second.train_seconds += first.train_seconds
+    second.predict_seconds += first.predict_seconds
+    second.stopped = first.stopped + second.stopped
+    second.first_round = first
+    return second

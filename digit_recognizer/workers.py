@@ -1,0 +1,86 @@
+"""Members per GPU: with several GPUs, one worker process per GPU trains its share of the members.
+
+Each worker sees one GPU alone (CUDA_VISIBLE_DEVICES), so it trains in float16 with nothing mirrored; it sends
+back its members' predictions, which the ensemble averages as if one process had trained them all. Data
+parallelism (one member's batch split across GPUs) does not pay for models this small: the step is bound by
+per-step overhead, which two GPUs double. The workers start with `spawn`, so each imports its backend afresh;
+this module imports none, so the parent can count GPUs without taking their memory.
+"""
+
+import multiprocessing
+import os
+
+
+def gpus_for(config, groups: int) -> list:
+    """The devices to deal the groups to: GPU numbers (as strings) with several GPUs, one per worker; [None] for
+    one process. `config.workers` (0 = one per GPU) caps them; on a CPU several workers are plain processes."""
+    from digit_recognizer import devices
+
+    found = devices.visible_gpus()
+    count = min(config.workers or len(found) or 1, groups, len(found) or groups)
+    if count < 2:
+        return [None]
+    return found[:count] if found else [None] * count
+
+
+def deal(groups: list, workers: int) -> list:
+    """Groups dealt round-robin, so each worker starts with the first members and a budget cuts the last."""
+    return [groups[worker::workers] for worker in range(workers)]
+
+
+def _work(connection, gpu, config, groups, arrays, deadline, group_seconds):
+    """A worker's body: trains its groups and sends back its Share, or the error that stopped it."""
+    try:
+        from digit_recognizer import ensemble
+
+        name = "cpu" if gpu is None else f"gpu {gpu}"
+
+        def log(line):
+            print(f"[{name}] {line}", flush=True)
+
+        images, labels, test_images, holdout = arrays
+        connection.send(ensemble.train_share(config, groups, images, labels, test_images, holdout, log, deadline,
+                                             group_seconds))
+    except Exception as error:  # noqa: BLE001: whatever stopped it, the parent must hear of it
+        connection.send(f"{type(error).__name__}: {error}")
+    finally:
+        connection.close()
+
+
+def train_shares(gpus, config, groups, images, labels, test_images, holdout, deadline, group_seconds) -> list:
+    """Starts one worker per entry of `gpus`, each on its dealt groups, and returns their Shares in that order."""
+    context = multiprocessing.get_context("spawn")
+    started = []
+    for gpu, mine in zip(gpus, deal(groups, len(gpus))):
+        receiving, sending = context.Pipe(duplex=False)
+        saved = os.environ.get("CUDA_VISIBLE_DEVICES")
+        if gpu is not None:
+            os.environ["CUDA_VISIBLE_DEVICES"] = gpu  # the child copies the environment as it starts
+        try:
+            process = context.Process(target=_work, args=(sending, gpu, config, mine,
+                                                          (images, labels, test_images, holdout), deadline,
+                                                          group_seconds), daemon=True)
+            process.start()
+        finally:
+            if saved is None:
+                os.environ.pop("CUDA_VISIBLE_DEVICES", None)
+            else:
+                os.environ["CUDA_VISIBLE_DEVICES"] = saved
+        sending.close()
+        started.append((gpu, process, receiving))
+    shares = []
+    for gpu, process, receiving in started:
+        try:
+            answer = receiving.recv()
+        except EOFError:
+            answer = None
+        process.join()
+        where = "the CPU" if gpu is None else f"GPU {gpu}"
+        if not hasattr(answer, "members"):
+            for _, other, _ in started:  # one share missing: the ensemble would be a different one
+                other.kill()
+            why = f"failed: {answer}" if answer else f"stopped (exit code {process.exitcode}) before sending its members"
+            raise ValueError(f"workers: the worker on {where} {why}; --workers 1 trains in one process, "
+                             "with the whole error")
+        shares.append(answer)
+    return shares

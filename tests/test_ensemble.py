@@ -1,0 +1,205 @@
+import dataclasses
+import time
+
+import numpy as np
+import pytest
+
+from digit_recognizer import data, ensemble, pipeline, train, workers
+from digit_recognizer.config import Config
+
+TINY = Config(model="lenet", members=1, epochs=1, batch_size=16, verbose=0, precision="float32", tta=0,
+              deterministic=True)
+
+
+class Constant:
+    """A stand-in model whose softmax is fixed: lets the ensemble's averaging be checked exactly."""
+
+    def __init__(self, digit):
+        self.digit = digit
+
+    def predict(self, images, batch_size=None, verbose=0):
+        out = np.full((len(images), 10), 0.05, np.float32)
+        out[:, self.digit] = 0.55
+        return out
+
+
+def test_ensemble_averages_member_softmaxes(monkeypatch):
+    monkeypatch.setattr(train, "fit_members", constant_members([1, 1, 7]))
+    images = np.zeros((20, 28, 28, 1), np.float32)
+    labels = np.array([1] * 10 + [7] * 10)
+    config = dataclasses.replace(TINY, members=3, validation=0.2)
+    result = ensemble.train_ensemble(config, images, labels, images[:4], (images[:4], np.array([1, 1, 7, 7])),
+                                     log=lambda *_: None)
+    assert np.allclose(result.test_probabilities[0, [1, 7]], [(0.55 * 2 + 0.05) / 3, (0.05 * 2 + 0.55) / 3])
+    assert result.member_accuracy == [0.5, 0.5, 0.5]
+    assert result.ensemble_accuracy == 0.5
+    assert len(result.histories) == 3 and result.images_per_second > 0
+
+
+def test_members_alternate_families_and_seeds(monkeypatch):
+    seen = []
+
+    def fake_fit(config, images, labels, members, validation, device, monitor=None, callbacks=()):
+        seen.extend((family, seed, validation is None, monitor is not None) for family, seed in members)
+        return [Constant(1)] * len(members), [{"loss": [0.0]}] * len(members)
+
+    monkeypatch.setattr(train, "fit_members", fake_fit)
+    images, labels = np.zeros((20, 28, 28, 1), np.float32), np.arange(20) % 2
+    config = dataclasses.replace(TINY, model="bn+deep", members=3)
+    ensemble.train_ensemble(config, images, labels, images[:2], (images[:2], labels[:2]), log=lambda *_: None)
+    assert seen == [("bn", 42, True, True), ("deep", 1042, True, True), ("bn", 2042, True, True)]
+
+
+
+
+def test_pseudo_labels_add_confident_test_images(monkeypatch):
+    trained_on = []
+
+    def fake_fit(config, images, labels, members, validation, device, monitor=None, callbacks=()):
+        trained_on.append(len(images))
+        return [Constant(7)], [{"loss": [0.0]}]  # 0.55 sure of a 7 for every image
+
+    monkeypatch.setattr(train, "fit_members", fake_fit)
+    images, labels, test = np.zeros((20, 28, 28, 1), np.float32), np.arange(20) % 2, np.zeros((6, 28, 28, 1))
+    quiet = dict(holdout=None, log=lambda *_: None)
+    ensemble.train_members(dataclasses.replace(TINY, pseudo=0.6), images, labels, test, **quiet)
+    assert trained_on == [20]  # nobody at 0.6: no second round
+    trained_on.clear()
+    result = ensemble.train_members(dataclasses.replace(TINY, pseudo=0.5), images, labels, test, **quiet)
+    assert trained_on == [20, 26] and len(result.histories) == 2
+    trained_on.clear()
+    ensemble.train_members(TINY, images, labels, test, **quiet)
+    assert trained_on == [20]
+
+
+def test_pseudo_labelled_appends_only_the_sure_test_images_with_their_class():
+    images, labels = np.zeros((3, 28, 28, 1)), np.array([4, 5, 6])
+    test = np.arange(4, dtype=np.float32)[:, None, None, None] * np.ones((4, 28, 28, 1))
+    probabilities = np.full((4, 10), 0.01)
+    probabilities[[0, 2, 3], [9, 1, 2]] = [0.999, 0.9989, 0.9995]
+    taught_images, taught_labels = ensemble.pseudo_labelled(Config(pseudo=0.999), images, labels, test,
+                                                            probabilities, log=lambda *_: None)
+    assert taught_labels.tolist() == [4, 5, 6, 9, 2]
+    assert taught_images.shape == (5, 28, 28, 1) and taught_images[3:, 0, 0, 0].tolist() == [0.0, 3.0]
+
+
+def test_pseudo_run_keeps_the_first_rounds_hold_out_scores(monkeypatch, tmp_path):
+    # round one reads every image as a 7, round two as a 3
+    monkeypatch.setattr(train, "fit_members", constant_members([7, 3]))
+    images, labels, test = np.zeros((20, 28, 28, 1), np.float32), np.full(20, 3), np.zeros((6, 28, 28, 1))
+    holdout = (np.zeros((4, 28, 28, 1), np.float32), np.full(4, 3))
+    result = ensemble.train_members(dataclasses.replace(TINY, pseudo=0.5), images, labels, test, holdout,
+                                    log=lambda *_: None)
+    assert result.first_round.ensemble_accuracy == 0.0 and result.ensemble_accuracy == 1.0
+    saved = np.load(pipeline.write_holdout_predictions(tmp_path, TINY, result, np.arange(4), holdout[1]))
+    assert saved["members"].shape == saved["first_round_members"].shape == (1, 4, 10)
+    assert (saved["members"].argmax(-1) == 3).all() and (saved["first_round_members"].argmax(-1) == 7).all()
+
+
+def constant_members(digits):
+    """A stand-in for train.fit_members whose members read every image as the next of `digits`."""
+    digits = iter(digits)
+
+    def fit_members(config, images, labels, members, validation=None, device=None, monitor=None, callbacks=()):
+        return [Constant(next(digits)) for _ in members], [{"loss": [0.0]} for _ in members]
+    return fit_members
+
+
+def test_members_per_step_trains_groups_and_keeps_members_apart(monkeypatch):
+    groups = []
+
+    def fake_fit(config, images, labels, members, validation=None, device=None, monitor=None, callbacks=()):
+        groups.append(members)
+        return [Constant(7 if seed == 1042 else 1) for _, seed in members], [{"loss": [0.0]}] * len(members)
+
+    monkeypatch.setattr(train, "fit_members", fake_fit)
+    images, labels = np.zeros((20, 28, 28, 1), np.float32), np.full(20, 1)
+    config = dataclasses.replace(TINY, model="bn+deep", members=3, members_per_step=2)
+    result = ensemble.train_ensemble(config, images, labels, images[:2], (images[:4], np.full(4, 1)),
+                                     log=lambda *_: None)
+    assert groups == [[("bn", 42), ("deep", 1042)], [("bn", 2042)]]
+    assert result.member_accuracy == [1.0, 0.0, 1.0] and result.member_indices == [0, 1, 2]
+
+
+class Clock:
+    """time.time for the ensemble, moved by hand (`step`: by a fake fit)."""
+
+    def __init__(self, step):
+        self.now, self.step = 1000.0, step
+
+    def __call__(self):
+        return self.now
+
+
+def test_budget_stops_adding_members_and_the_run_keeps_the_ones_it_has(monkeypatch):
+    clock = Clock(10.0)
+    monkeypatch.setattr(ensemble.time, "time", clock)
+    fit = constant_members([1, 1, 7, 7])
+
+    def slow_fit(*args, **kwargs):
+        clock.now += clock.step
+        return fit(*args, **kwargs)
+
+    monkeypatch.setattr(train, "fit_members", slow_fit)
+    images, labels, lines = np.zeros((20, 28, 28, 1), np.float32), np.full(20, 1), []
+    result = ensemble.train_ensemble(dataclasses.replace(TINY, members=4), images, labels, images[:2],
+                                     (images[:4], np.full(4, 1)), log=lines.append, deadline=1025.0)
+    # member 1 ends at 1010, member 2 at 1020; member 3 would end at 1030, past 1025
+    assert result.member_accuracy == [1.0, 1.0] and result.member_indices == [0, 1]
+    assert result.stopped == [lines[-1]] and "stopped before members 3" in lines[-1]
+
+
+class FakeModel:
+    stop_training = False
+
+
+def test_budget_callback_foresees_the_run_and_stops_an_epoch_that_would_overrun(monkeypatch):
+    clock = Clock(0)
+    monkeypatch.setattr(ensemble.time, "time", clock)
+    lines = []
+    budget = ensemble.Budget(deadline=1045.0, groups=3, rounds=1, log=lines.append, foresee=True)
+    budget.set_model(FakeModel())
+    budget.params = {"epochs": 5}
+    for epoch, seconds in enumerate([20.0, 10.0]):  # the first epoch compiles
+        budget.on_epoch_begin(epoch)
+        clock.now += seconds
+        budget.on_epoch_end(epoch)
+    assert budget.estimate == 20 + 10 * 4 + 10 * 5 * 2  # this group's epochs, then two more groups
+    assert "will train for about 2.7 min" in lines[0] and not budget.model.stop_training
+    budget.on_epoch_begin(2)
+    clock.now += 10.0  # at 1040: another epoch would end past 1045
+    budget.on_epoch_end(2)
+    assert budget.model.stop_training and "stopped training after epoch 3 of 5" in lines[-1]
+
+
+def test_workers_are_one_per_gpu_and_deal_groups_round_robin(monkeypatch):
+    monkeypatch.setattr(ensemble.devices, "visible_gpus", lambda: ["0", "1"])
+    assert workers.gpus_for(Config(), groups=6) == ["0", "1"]
+    assert workers.gpus_for(Config(), groups=1) == [None]  # one group: this process trains it
+    assert workers.gpus_for(Config(workers=1), groups=6) == [None]
+    monkeypatch.setattr(ensemble.devices, "visible_gpus", lambda: [])
+    assert workers.gpus_for(Config(), groups=6) == [None]
+    assert workers.gpus_for(Config(workers=2), groups=6) == [None, None]  # CPU processes, as in tests
+    assert workers.deal([[0], [1], [2], [3], [4]], 2) == [[[0], [2], [4]], [[1], [3]]]
+
+
+def test_two_workers_train_the_same_members_as_one_process(sample_frames):
+    """Two worker processes stand in for two GPUs: the members they send back make the same ensemble."""
+    train_frame, test_frame = sample_frames
+    images, labels = data.to_images(train_frame.iloc[:96]), train_frame["label"].to_numpy()[:96]
+    test_images, holdout = data.to_images(test_frame.iloc[:20]), (images[:16], labels[:16])
+    config = dataclasses.replace(TINY, members=3, rotation=0.0, zoom=0.0, shift=0.0)
+    quiet = dict(log=lambda *_: None)
+    alone = ensemble.train_ensemble(config, images, labels, test_images, holdout, **quiet)
+    apart = ensemble.train_ensemble(dataclasses.replace(config, workers=2), images, labels, test_images, holdout,
+                                    **quiet)
+    assert apart.workers == 2 and apart.member_indices == [0, 1, 2]
+    assert np.allclose(apart.test_probabilities, alone.test_probabilities, atol=1e-5)
+    assert apart.member_accuracy == alone.member_accuracy
+
+
+def test_a_worker_that_fails_is_one_error():
+    images = np.zeros((8, 28, 28, 1), np.float32)
+    config = dataclasses.replace(TINY, members=2, workers=2, model="lenet", batch_size=0)  # unchecked: fit fails
+    with pytest.raises(ValueError, match="the worker on the CPU failed: "):
+        ensemble.train_ensemble(config, images, np.arange(8) % 2, images, None, log=lambda *_: None)
