@@ -66,8 +66,8 @@ def accuracy(probabilities: np.ndarray, labels: np.ndarray) -> float:
 
 
 class Budget(keras.callbacks.Callback):
-    """Times a group's epochs. After the first group's second epoch (its first compiles) it says how long this
-    process's groups will take; at any epoch's end it stops training when another epoch would end past
+    """Times a group's epochs. After the first group's second epoch (the first also compiles) it says how long
+    this process's groups will take; at any epoch's end it stops training when another epoch would end past
     `deadline` (time.time()): a member cut short still predicts, a run killed at its session's end writes nothing."""
 
     def __init__(self, deadline, groups: int, rounds: int, log, foresee: bool):
@@ -83,10 +83,12 @@ class Budget(keras.callbacks.Callback):
         epochs = self.params["epochs"]
         if self.foresee and len(self.seconds) == min(2, epochs):
             first, steady = self.seconds[0], self.seconds[-1]
-            self.estimate = (first + steady * (epochs - 1) + steady * epochs * (self.groups - 1)) * self.rounds
+            # every group builds and compiles its own model, so each pays the first epoch's extra
+            self.estimate = (first + steady * (epochs - 1)) * self.groups * self.rounds
             rounds = " (two rounds: --pseudo)" if self.rounds == 2 else ""
+            total = f"{self.estimate / 60:.1f} min" if self.estimate >= 120 else f"{self.estimate:.0f} s"
             self.log(f"budget: an epoch takes {steady:.1f} s here (the first {first:.1f} s); {self.groups} "
-                     f"group(s) of {epochs} epochs{rounds} will train for about {self.estimate / 60:.1f} min")
+                     f"group(s) of {epochs} epochs{rounds} will train for about {total}")
         if self.deadline and epoch + 1 < epochs and time.time() + self.seconds[-1] > self.deadline:
             self.model.stop_training = True
             self.log(f"budget: stopped training after epoch {epoch + 1} of {epochs}: another would end past "
@@ -102,8 +104,9 @@ def train_share(config, groups, images, labels, test_images, holdout=None, log=p
     share = Share([], device, group_seconds=group_seconds)
     for number, group in enumerate(groups):
         if deadline and share.group_seconds and time.time() + share.group_seconds > deadline:
-            share.stopped = (f"budget: stopped before members {', '.join(str(m + 1) for m in group)} and any after: "
-                             f"a group takes about {share.group_seconds / 60:.1f} min, past the budget")
+            named = "member" + ("s " if len(group) > 1 else " ") + ", ".join(str(m + 1) for m in group)
+            share.stopped = (f"budget: not training {named} or later ones: a group takes about "
+                             f"{share.group_seconds / 60:.1f} min and would end past the budget")
             log(share.stopped)
             break
         began = time.time()

@@ -28,12 +28,12 @@ def deal(groups: list, workers: int) -> list:
     return [groups[worker::workers] for worker in range(workers)]
 
 
-def _work(connection, gpu, config, groups, arrays, deadline, group_seconds):
+def _work(connection, name, config, groups, arrays, deadline, group_seconds):
     """A worker's body: trains its groups and sends back its Share, or the error that stopped it."""
     try:
-        from digit_recognizer import ensemble
+        from digit_recognizer import pipeline
 
-        name = "cpu" if gpu is None else f"gpu {gpu}"
+        ensemble = pipeline.import_training()  # quiet, as in the parent
 
         def log(line):
             print(f"[{name}] {line}", flush=True)
@@ -51,13 +51,14 @@ def train_shares(gpus, config, groups, images, labels, test_images, holdout, dea
     """Starts one worker per entry of `gpus`, each on its dealt groups, and returns their Shares in that order."""
     context = multiprocessing.get_context("spawn")
     started = []
-    for gpu, mine in zip(gpus, deal(groups, len(gpus))):
+    for number, (gpu, mine) in enumerate(zip(gpus, deal(groups, len(gpus)))):
         receiving, sending = context.Pipe(duplex=False)
         saved = os.environ.get("CUDA_VISIBLE_DEVICES")
         if gpu is not None:
             os.environ["CUDA_VISIBLE_DEVICES"] = gpu  # the child copies the environment as it starts
         try:
-            process = context.Process(target=_work, args=(sending, gpu, config, mine,
+            name = f"worker {number + 1}" if gpu is None else f"gpu {gpu}"
+            process = context.Process(target=_work, args=(sending, name, config, mine,
                                                           (images, labels, test_images, holdout), deadline,
                                                           group_seconds), daemon=True)
             process.start()
@@ -67,20 +68,19 @@ def train_shares(gpus, config, groups, images, labels, test_images, holdout, dea
             else:
                 os.environ["CUDA_VISIBLE_DEVICES"] = saved
         sending.close()
-        started.append((gpu, process, receiving))
+        started.append((name, process, receiving))
     shares = []
-    for gpu, process, receiving in started:
+    for name, process, receiving in started:
         try:
             answer = receiving.recv()
         except EOFError:
             answer = None
         process.join()
-        where = "the CPU" if gpu is None else f"GPU {gpu}"
         if not hasattr(answer, "members"):
             for _, other, _ in started:  # one share missing: the ensemble would be a different one
                 other.kill()
             why = f"failed: {answer}" if answer else f"stopped (exit code {process.exitcode}) before sending its members"
-            raise ValueError(f"workers: the worker on {where} {why}; --workers 1 trains in one process, "
+            raise ValueError(f"workers: {name} {why}; --workers 1 trains in one process, "
                              "with the whole error")
         shares.append(answer)
     return shares

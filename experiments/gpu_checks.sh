@@ -7,6 +7,8 @@
 # prepared here and the run is one command.
 #
 #   experiments/gpu_checks.sh prepare          # here: .whl/ (keras, namex, optree), .data/ (the replica)
+#   experiments/gpu_checks.sh check OUT        # there: experiments/gpu_check.py (members per step, the gpu
+#                                          # preset's family, the budget model) in under ten minutes
 #   experiments/gpu_checks.sh run OUT [ARGS]   # there: log, results row and summary under OUT; ARGS go to
 #                                          # `benchmark.py recipe` (e.g. --members 2 for a shorter check)
 #   experiments/gpu_checks.sh oof OUT JOBS [ARGS]  # there: `benchmark.py oof` with its folds split over JOBS
@@ -47,6 +49,11 @@ prepare)
     cp ../shared/digit-recognizer/{train.csv.gz,test.csv.gz,sample_submission.csv} .data/
     du -sh .whl .data
     ;;
+check)
+    out=${2:?"check needs an output folder: experiments/gpu_checks.sh check OUT"}
+    set_up "$out"
+    python3 experiments/gpu_check.py --data-dir .data --out "$out" "${@:3}" 2>&1 | tee "$out/gpu_check.log"
+    ;;
 run)
     out=${2:?"run needs an output folder: experiments/gpu_checks.sh run OUT"}
     shift 2
@@ -81,7 +88,7 @@ oof)
     tar -czf "$out/folds.tar.gz" -C "$saved" $(cd "$saved" && ls fold-*.npz job-*.log 2>/dev/null)
     ;;
 *)
-    echo "usage: experiments/gpu_checks.sh prepare | run OUT [benchmark.py recipe arguments] |" \
+    echo "usage: experiments/gpu_checks.sh prepare | check OUT | run OUT [benchmark.py recipe arguments] |" \
         "oof OUT JOBS [benchmark.py oof arguments]" >&2
     exit 2
     ;;

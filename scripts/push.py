@@ -1,6 +1,7 @@
 """From this repository to a leaderboard score, through the `kaggle` package's API.
 
-  python scripts/push.py run [--fast]   # bundle, push, wait, fetch output, validate, submit, score, ledger
+  python scripts/push.py run [--fast | --preset gpu]   # bundle, push, wait, fetch output, validate, submit,
+                                                       # score, ledger
   python scripts/push.py push | status | output | submit FILE | score   # score: the ledger's unscored run first
   python scripts/push.py run --dry-run  # no network: prints what would be sent
   python scripts/push.py run --set holdout=0   # the final submission: members trained on all 42,000 rows
@@ -28,6 +29,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
 from kaggle_api import (COMPETITION, LoopError, NoAnswer, call, connect, owner_from_credentials,  # noqa: E402
                         set_http_timeout)
+from digit_recognizer.config import PRESETS  # noqa: E402
 
 FINISHED = {"COMPLETE", "ERROR", "CANCEL_REQUESTED", "CANCEL_ACKNOWLEDGED"}
 
@@ -74,7 +76,7 @@ class Road:
     def push(self) -> dict:
         import bundle
         from digit_recognizer import config as configuration
-        args = ["--fast"] if self.options.fast else ["--preset", "full"]
+        args = ["--preset", self.options.preset]
         try:  # checked here: a typo found on Kaggle would cost a GPU session
             args += configuration.settings_flags(self.options.set)
             configuration.parse_flags(args)
@@ -258,7 +260,10 @@ def main(argv=None) -> int:
     parser.add_argument("step", choices=["run", "push", "status", "output", "submit", "score"], nargs="?",
                         default="run")
     parser.add_argument("file", nargs="?", help="submit: the submission.csv to send")
-    parser.add_argument("--fast", action="store_true", help="push the --fast smoke run instead of the full recipe")
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="full",
+                        help="the recipe the kernel runs: full (default), fast (the smoke run) or gpu (about two "
+                             "hours of Kaggle's two T4s)")
+    parser.add_argument("--fast", action="store_const", const="fast", dest="preset", help="same as --preset fast")
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                         help="a kernel.py flag baked into the pushed bundle, e.g. --set holdout=0 to train the final "
                              "members on all 42,000 rows (no hold-out score then)")

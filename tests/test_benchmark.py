@@ -15,7 +15,8 @@ import pytest
 from digit_recognizer import ensemble
 from digit_recognizer.config import Config
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "experiments"))
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "experiments"))
 
 import benchmark  # noqa: E402
 import out_of_fold  # noqa: E402
@@ -306,3 +307,15 @@ def test_fast_passes_set_to_kernel_and_refuses_a_field_that_is_not_one(monkeypat
     with pytest.raises(SystemExit, match="--set batch=64: expected FIELD=VALUE"):
         benchmark.bench_fast(args)
     assert len(commands) == 1
+
+
+@pytest.mark.slow
+def test_the_gpu_check_runs_at_toy_sizes(competition_dir, tmp_path):
+    """The GPU check gets one try on a lent machine: here its code runs end to end at toy sizes."""
+    done = subprocess.run([sys.executable, str(ROOT / "experiments" / "gpu_check.py"), "--quick", "--data-dir",
+                           str(competition_dir), "--out", str(tmp_path)], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    row = json.loads((tmp_path / "results.jsonl").read_text())
+    assert [rate["members"] for rate in row["bn"]] == [1, 2] and len(row["gpu_family"]) == 2
+    assert row["budget_model"]["estimated_train_s"] > 0 and row["budget_model"]["measured_train_s"] > 0
+    assert row["gpu_preset_forecast_min"]["two_gpus"] > 0

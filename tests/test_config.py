@@ -49,6 +49,12 @@ def test_every_field_has_help_from_its_comment():
                    r"\[0, 4294962295\]"),
     ({"seed": 4294967295, "members": 2}, r"--seed 4294967295: .* with 2 members the seed must be in \[0, 4294966295\]"),
     ({"holdout_seed": -1}, r"--holdout-seed -1: must be in \[0, 4294967295\]"),
+    ({"members_per_step": 0}, r"--members-per-step 0: must be in \[1, 64\]"),
+    ({"members_per_step": 4, "validation": 0.1}, "--members-per-step 4: members side by side train on the same "
+                                                 "rows.*use --validation 0"),
+    ({"members_per_step": 2, "augment_in": "map"}, "--members-per-step 2: .* use --augment-in model"),
+    ({"workers": -1}, "--workers -1: must be 0 \\(one per GPU\\)"),
+    ({"budget_minutes": -5.0}, "--budget-minutes -5.0: must be 0 \\(none\\) or minutes"),
 ])
 def test_bad_values_name_flag_and_fix(override, message):
     with pytest.raises(ValueError, match=message):

@@ -241,6 +241,8 @@ def test_dry_run_sends_nothing(tmp_path):
     assert sent["would_push"]["id"] == "me/digit-recognizer-kernel"
     assert sent["would_push"]["machine_shape"] == "NvidiaTeslaT4" and sent["would_push"]["enable_internet"] is False
     assert sent["kernel_args"] == ["--preset", "full", "--holdout", "0"] and not (tmp_path / "runs").exists()
+    done = subprocess.run(push + ["--preset", "gpu"], capture_output=True, text=True, env=env)
+    assert json.loads(done.stdout[: done.stdout.rindex("}") + 1])["kernel_args"] == ["--preset", "gpu"]
     # a bad setting stops before the bundle is built, in one line: on Kaggle it would cost a GPU session
     done = subprocess.run(push + ["--set", "holdout=0.9"], capture_output=True, text=True, env=env)
     assert done.returncode == 1 and done.stderr == "error: push: config: --holdout 0.9: must be in [0, 0.5)\n"

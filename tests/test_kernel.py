@@ -142,3 +142,15 @@ def test_the_readmes_first_command_learns_on_the_demo_sample(tmp_path):
                           cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0 and "demo sample" in done.stdout, done.stderr[-3000:]
     assert json.loads((tmp_path / "out" / "summary.json").read_text())["ensemble_holdout_accuracy"] >= 0.97
+
+
+def test_a_run_past_its_budget_writes_the_members_it_has(competition_dir, tmp_path):
+    # a budget of 0.06 s: the first member always trains, the second would end past it
+    done = kernel(*TINY_RUN, "--members", "3", "--budget-minutes", "0.001", "--no-plots",
+                  "--data-dir", str(competition_dir), "--out", str(tmp_path))
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "budget: not training member 2 or later ones" in done.stdout
+    assert "budget: 1 of 3 members trained" in done.stdout
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["members_trained"] == 1 and len(summary["member_holdout_accuracy"]) == 1
+    assert summary["budget_stops"] and len(pd.read_csv(tmp_path / "submission.csv")) == 40
