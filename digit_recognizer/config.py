@@ -16,7 +16,6 @@ import re
 class Config:
     model: str = "bn+deep"  # family: tutorial (its CNN), bn (BatchNorm), deep, m5, lenet (small); a+b alternates
     dropout_scale: float = 0.5  # multiplies every dropout rate of the family (1 = as published)
-    width: float = 1.0  # multiplies every layer's channels (1 = as published)
     bn_momentum: float = 0.99  # share of BatchNorm's moving statistics kept each step (Keras's); lower settles sooner
     members: int = 6  # ensemble size; members differ by seed, split and initialisation
     members_per_step: int = 1  # members trained side by side in one model: one step, one overhead (a GPU's gain)
@@ -25,7 +24,7 @@ class Config:
     epochs: int = 15  # passes over each member's training rows
     min_steps: int = 0  # at least this many steps per member: more epochs when the rows are few (the demo sample)
     batch_size: int = 64  # images per gradient step
-    optimizer: str = "adam"  # adam, rmsprop (the tutorial's choice) or sgd (Nesterov momentum 0.9)
+    optimizer: str = "adam"  # adam or rmsprop (the tutorial's choice)
     learning_rate: float = 3e-3  # initial learning rate
     schedule: str = "exponential"  # exponential (lr * decay**epoch), cosine or onecycle (warm up, end at 0), plateau
     decay: float = 0.8  # per-epoch factor of the exponential schedule
@@ -37,16 +36,10 @@ class Config:
     zoom: float = 0.1  # augmentation: largest zoom, fraction
     shift: float = 0.1  # augmentation: largest shift, fraction of the side
     affine: str = "once"  # augmentation: once (one resampling) or layers (Keras's rotation, zoom, shift: three)
-    elastic: float = 0.0  # augmentation: elastic distortion, pixels per unit of smoothed noise (Simard: 34; 0 = off)
-    cutout: int = 0  # augmentation: side in pixels of a square blanked at a random place in each digit (0 = off)
-    deskew: bool = False  # shear each digit upright by its pixel moments, in training and prediction alike
-    ink_width: float = 0.0  # stretch each digit sideways to this column spread of ink, pixels (MNIST: 3.8; 0 = off)
-    augment_in: str = "auto"  # where augmentation runs: auto (= model), model, or map (a tf.data map; TensorFlow only)
     precision: str = "auto"  # auto, float32, mixed_bfloat16 or mixed_float16
     tta: int = 4  # test-time augmentation: extra predictions on copies shifted by one pixel (0, 4 or 8)
     pseudo: float = 0.0  # a second round also trains on test images the first ensemble is this sure of (0 = off)
     label_smoothing: float = 0.0  # share of each target spread over the other classes (0 = plain cross-entropy)
-    weight_decay: float = 0.0  # decoupled weight decay (AdamW's) of conv and dense kernels, times the rate (0 = off)
     ema: float = 0.0  # momentum of a moving average of the weights, swapped in after training (0 = off)
     deterministic: bool = False  # seeds plus op determinism: same submission byte for byte; off lets XLA compile
     limit: int = 0  # use only the first N training rows (0 = all); for smoke runs
@@ -185,9 +178,8 @@ def parse_flags(flags) -> Config:
 FAMILIES = ("tutorial", "bn", "deep", "m5", "lenet")
 SEEDS = 2**32  # numpy, TensorFlow and scikit-learn all take seeds below this
 CHOICES = {
-    "optimizer": ("adam", "rmsprop", "sgd"),
+    "optimizer": ("adam", "rmsprop"),
     "schedule": ("exponential", "cosine", "onecycle", "plateau"),
-    "augment_in": ("auto", "model", "map"),
     "affine": ("layers", "once"),
     "precision": ("auto", "float32", "mixed_bfloat16", "mixed_float16"),
     "tta": (0, 4, 8),
@@ -213,15 +205,9 @@ RANGES = {
     "rotation": (lambda v: 0 <= v <= 180, "must be in [0, 180] degrees"),
     "zoom": (lambda v: 0 <= v < 1, "must be in [0, 1)"),
     "shift": (lambda v: 0 <= v < 1, "must be in [0, 1): a fraction of the side"),
-    "elastic": (lambda v: 0 <= v < 1000, "must be 0 (off) or a positive strength, e.g. 34"),
-    "cutout": (lambda v: 0 <= v < 28, "must be 0 (off) or a square's side in pixels below 28, e.g. 8"),
-    # a spread of 14 would put half the ink outside the frame
-    "ink_width": (lambda v: 0 <= v < 14, "must be 0 (off) or a spread in pixels below 14, e.g. 5"),
-    "weight_decay": (lambda v: 0 <= v < 1, "must be 0 (off) or positive and below 1, e.g. 0.05"),
     "ema": (lambda v: 0 <= v < 1, "must be 0 (off) or a momentum in (0, 1), e.g. 0.999"),
     "bn_momentum": (lambda v: 0 <= v < 1, "must be in [0, 1), e.g. 0.99 (Keras's) or 0.9 for runs of a few "
                     "hundred steps"),
-    "width": (lambda v: 0 < v <= 16, "must be positive (1 = the published channels)"),
     "dropout_scale": (lambda v: 0 <= v < 2, "must be in [0, 2)"),  # the tutorial CNN's 0.5 must stay below 1
     "holdout_seed": (lambda v: 0 <= v < SEEDS, f"must be in [0, {SEEDS - 1}]"),
 }
@@ -247,9 +233,6 @@ def check(config: Config) -> Config:
     if config.members_per_step > 1 and config.validation:
         raise fault("members_per_step", "members side by side train on the same rows, so each cannot keep its own "
                                         "--validation rows: use --validation 0 (the hold-out still scores them)")
-    if config.members_per_step > 1 and config.augment_in == "map":
-        raise fault("members_per_step", "members side by side each draw their own augmentation inside the model: "
-                                        "use --augment-in model")
     if config.schedule == "plateau" and config.validation == 0:
         raise ValueError("config: --schedule plateau watches val_accuracy, so it needs --validation > 0 (e.g. 0.1)")
     return config

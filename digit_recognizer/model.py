@@ -12,7 +12,6 @@
 import keras
 from keras import layers
 
-from digit_recognizer import augment
 
 
 def conv_bn(x, filters, kernel_size, strides=1, padding="valid"):
@@ -21,85 +20,77 @@ def conv_bn(x, filters, kernel_size, strides=1, padding="valid"):
     return layers.Activation("relu")(x)
 
 
-def wide(units, width):
-    return max(1, round(units * width))
-
-
 # `dropout` scales each family's published rates: 1 keeps them; short runs learn faster with less (config.py).
-# `width` scales every layer's channels (and the tutorial CNN's dense units): 1 keeps the published sizes.
-def tutorial_body(x, dropout=1.0, width=1.0):
-    x = layers.Conv2D(wide(32, width), 5, padding="same", activation="relu")(x)
-    x = layers.Conv2D(wide(32, width), 5, padding="same", activation="relu")(x)
+def tutorial_body(x, dropout=1.0):
+    x = layers.Conv2D(32, 5, padding="same", activation="relu")(x)
+    x = layers.Conv2D(32, 5, padding="same", activation="relu")(x)
     x = layers.MaxPooling2D(2)(x)
     x = layers.Dropout(0.25 * dropout)(x)
-    x = layers.Conv2D(wide(64, width), 3, padding="same", activation="relu")(x)
-    x = layers.Conv2D(wide(64, width), 3, padding="same", activation="relu")(x)
+    x = layers.Conv2D(64, 3, padding="same", activation="relu")(x)
+    x = layers.Conv2D(64, 3, padding="same", activation="relu")(x)
     x = layers.MaxPooling2D(2, strides=2)(x)
     x = layers.Dropout(0.25 * dropout)(x)
     x = layers.Flatten()(x)
-    x = layers.Dense(wide(256, width), activation="relu")(x)
+    x = layers.Dense(256, activation="relu")(x)
     return layers.Dropout(0.5 * dropout)(x)
 
 
-def bn_body(x, dropout=1.0, width=1.0):
+def bn_body(x, dropout=1.0):
     # Deotte's kernel: strided 5x5 convolutions learn the pooling; 128C4 collapses the 4x4 map to one vector.
-    x = conv_bn(x, wide(32, width), 3)
-    x = conv_bn(x, wide(32, width), 3)
-    x = conv_bn(x, wide(32, width), 5, strides=2, padding="same")
+    x = conv_bn(x, 32, 3)
+    x = conv_bn(x, 32, 3)
+    x = conv_bn(x, 32, 5, strides=2, padding="same")
     x = layers.Dropout(0.4 * dropout)(x)
-    x = conv_bn(x, wide(64, width), 3)
-    x = conv_bn(x, wide(64, width), 3)
-    x = conv_bn(x, wide(64, width), 5, strides=2, padding="same")
+    x = conv_bn(x, 64, 3)
+    x = conv_bn(x, 64, 3)
+    x = conv_bn(x, 64, 5, strides=2, padding="same")
     x = layers.Dropout(0.4 * dropout)(x)
-    x = conv_bn(x, wide(128, width), 4)
+    x = conv_bn(x, 128, 4)
     x = layers.Flatten()(x)
     return layers.Dropout(0.4 * dropout)(x)
 
 
-def deep_body(x, dropout=1.0, width=1.0):
+def deep_body(x, dropout=1.0):
     # No pooling at all: valid 3x3, 5x5 and 7x7 convolutions shrink 28 -> 6 (each loses kernel - 1), so every
     # pixel keeps a path to the classifier; different receptive fields from `bn` make the ensemble's errors less
     # correlated.
     for filters, kernel_size in ((32, 3), (32, 3), (48, 5), (64, 5), (96, 7), (128, 5)):
-        x = conv_bn(x, wide(filters, width), kernel_size)
+        x = conv_bn(x, filters, kernel_size)
     x = layers.GlobalAveragePooling2D()(x)
     return layers.Dropout(0.3 * dropout)(x)
 
 
-def m5_body(x, dropout=1.0, width=1.0):
+def m5_body(x, dropout=1.0):
     # The paper's M5: 28 -> 8 by five valid 5x5 convolutions, the 8x8x160 map flattened straight into the
     # classifier. Its authors' seed-0 log reads 99.73% on MNIST's test set after 150 epochs (1e-3 x 0.98^epoch,
     # rotation 20, shift 0.2), 99.16-99.56% around epoch 15. It has no dropout, so `dropout` is unused; the
     # BatchNorm the paper puts on the ten logits is left out (ours are a softmax Dense, as in every family).
     for filters in (32, 64, 96, 128, 160):
-        x = conv_bn(x, wide(filters, width), 5)
+        x = conv_bn(x, filters, 5)
     return layers.Flatten()(x)
 
 
-def lenet_body(x, dropout=1.0, width=1.0):
+def lenet_body(x, dropout=1.0):
     # Conv5x5x24 - pool - Conv3x3x32 - pool - Dense 256: about 1.2 M multiply-adds an image against bn's 15 M.
     # No BatchNorm: it tripled the step time on a CPU and gained nothing in three epochs. No dropout either, so
     # `dropout` is unused: a few epochs do not overfit.
-    x = layers.Conv2D(wide(24, width), 5, activation="relu")(x)
+    x = layers.Conv2D(24, 5, activation="relu")(x)
     x = layers.MaxPooling2D(2)(x)
-    x = layers.Conv2D(wide(32, width), 3, activation="relu")(x)
+    x = layers.Conv2D(32, 3, activation="relu")(x)
     x = layers.MaxPooling2D(2)(x)
     x = layers.Flatten()(x)
-    return layers.Dense(wide(256, width), activation="relu")(x)
+    return layers.Dense(256, activation="relu")(x)
 
 
 BODIES = {"tutorial": tutorial_body, "bn": bn_body, "deep": deep_body, "m5": m5_body, "lenet": lenet_body}
 
 
 def build_model(config, augmentation=None, name=None) -> keras.Model:
-    """The family named by `config.model`; with `config.deskew` the digits are sheared upright first, with
-    `config.ink_width` stretched to that width next, then `augmentation` (a layer) runs, in training only. `name`
+    """The family named by `config.model`, with `augmentation` (a layer, active in training only) in front. `name`
     (default: the family's) names the model, and its output in a stacked model's history."""
     inputs = keras.Input(shape=(28, 28, 1), name="image")
-    x = augment.Deskew(name="deskew")(inputs) if config.deskew else inputs
-    x = augment.InkWidth(config.ink_width, name="ink_width")(x) if config.ink_width else x
-    x = augmentation(x) if augmentation is not None else x
-    x = BODIES[config.model](x, config.dropout_scale, config.width)
+    x = augmentation(inputs) if augmentation is not None else inputs
+    x = BODIES[config.model](x, config.dropout_scale)
     # float32 softmax: under mixed precision a bfloat16/float16 softmax rounds confident outputs to 1.0
     outputs = layers.Dense(10, activation="softmax", dtype="float32", name="digit")(x)
     model = keras.Model(inputs, outputs, name=name or config.model)

@@ -1,7 +1,6 @@
 """Fits members: one model with callbacks, or several side by side in one model that a step trains together.
 
-Backend-neutral: Keras and keras.ops, fed numpy arrays. The one TensorFlow-only path is the optional tf.data map
-that augments in parallel with the training step (`--augment-in map`); by default augmentation is in the model.
+Backend-neutral: Keras and keras.ops, fed numpy arrays; augmentation is a layer inside each member's model.
 """
 
 import dataclasses
@@ -47,23 +46,12 @@ def learning_rate(config, steps_per_epoch: int):
 
 
 def make_optimizer(config, rate):
-    """Adam, the tutorial's RMSprop or SGD with Nesterov momentum at `rate` (a float or a schedule:
-    learning_rate). With `weight_decay`, Keras 3 decouples it from the gradient (AdamW's rule, for any of them):
-    each step every kernel shrinks by rate x weight_decay of itself. BatchNorm's scales and offsets and the
-    biases are left alone, as usual: a convolution followed by BatchNorm does not care about its kernel's size,
-    so the decay there only speeds up the effective learning rate, while shrinking the BatchNorm scale would
-    shrink the signal itself."""
+    """Adam or the tutorial's RMSprop at `rate` (a float or a schedule: learning_rate); with `ema`, the weights'
+    moving average replaces them at the end of fit."""
     options = {"use_ema": True, "ema_momentum": config.ema} if config.ema else {}
-    options |= {"weight_decay": config.weight_decay} if config.weight_decay else {}
     if config.optimizer == "rmsprop":
-        optimizer = keras.optimizers.RMSprop(learning_rate=rate, rho=0.9, epsilon=1e-8, **options)
-    elif config.optimizer == "sgd":
-        optimizer = keras.optimizers.SGD(learning_rate=rate, momentum=0.9, nesterov=True, **options)
-    else:
-        optimizer = keras.optimizers.Adam(learning_rate=rate, **options)
-    if config.weight_decay:
-        optimizer.exclude_from_weight_decay(var_names=["gamma", "beta", "bias"])
-    return optimizer
+        return keras.optimizers.RMSprop(learning_rate=rate, rho=0.9, epsilon=1e-8, **options)
+    return keras.optimizers.Adam(learning_rate=rate, **options)
 
 
 def loss_function(config):
@@ -76,16 +64,6 @@ def loss_function(config):
         targets = keras.ops.one_hot(keras.ops.cast(keras.ops.reshape(labels, (-1,)), "int32"), 10)
         return keras.losses.categorical_crossentropy(targets, probabilities, label_smoothing=config.label_smoothing)
     return smoothed_crossentropy
-
-
-def augmented_batches(images, labels, config, seed: int):
-    """A tf.data pipeline that shuffles, batches, then augments whole batches in a parallel map."""
-    import tensorflow as tf
-    layer = augment.augmentation(config, seed)
-    dataset = tf.data.Dataset.from_tensor_slices((images, labels))
-    dataset = dataset.shuffle(len(images), seed=seed, reshuffle_each_iteration=True).batch(config.batch_size)
-    dataset = dataset.map(lambda x, y: (layer(x, training=True), y), num_parallel_calls=tf.data.AUTOTUNE)
-    return dataset.prefetch(tf.data.AUTOTUNE)
 
 
 def stacked(branches) -> keras.Model:
@@ -117,7 +95,6 @@ def fit_members(config, images, labels, members, validation=None, device=None, m
     device = device or devices.accelerator()
     devices.set_seeds(members[0][1], config.deterministic)
     keras.config.set_dtype_policy(devices.precision(config, device))
-    placement = augment.placement(config)
     steps_per_epoch = -(-len(images) // config.batch_size)
     config = dataclasses.replace(config, epochs=max(config.epochs, -(-config.min_steps // steps_per_epoch)))
     branches = []
@@ -126,7 +103,7 @@ def fit_members(config, images, labels, members, validation=None, device=None, m
     for family, seed in reversed(members):
         keras.utils.set_random_seed(seed)
         member = dataclasses.replace(config, model=family)
-        layer = augment.augmentation(member, seed) if placement == "model" else None
+        layer = augment.augmentation(member, seed) if augment.augments(config) else None
         branches.insert(0, models.build_model(member, layer, name=family if len(members) == 1 else f"{family}_{seed}"))
     net = stacked(branches)
     rate = learning_rate(config, steps_per_epoch)
@@ -141,12 +118,8 @@ def fit_members(config, images, labels, members, validation=None, device=None, m
     callbacks = schedule_callbacks(config, validation is not None) + list(callbacks)
     validation = validation if validation is not None else monitor
     validation = None if validation is None else (validation[0], targets(validation[1]))
-    if placement != "map":
-        history = net.fit(images, targets(labels), batch_size=config.batch_size, epochs=config.epochs, shuffle=True,
-                          validation_data=validation, callbacks=callbacks, verbose=config.verbose)
-    else:
-        history = net.fit(augmented_batches(images, labels, config, members[0][1]), epochs=config.epochs,
-                          shuffle=False, validation_data=validation, callbacks=callbacks, verbose=config.verbose)
+    history = net.fit(images, targets(labels), batch_size=config.batch_size, epochs=config.epochs, shuffle=True,
+                      validation_data=validation, callbacks=callbacks, verbose=config.verbose)
     history = history.history
     if config.schedule != "plateau":  # record the rate each epoch began with, as ReduceLROnPlateau logs it
         history["learning_rate"] = [float(rate(e * steps_per_epoch)) for e in range(len(history["loss"]))]

@@ -79,8 +79,7 @@ def train_shares(gpus, config, groups, images, labels, test_images, holdout, dea
         if not hasattr(answer, "members"):
             for _, other, _ in started:  # one share missing: the ensemble would be a different one
                 other.kill()
-            why = f"failed: {answer}" if answer else f"stopped (exit code {process.exitcode}) before sending its members"
-            raise ValueError(f"workers: {name} {why}; --workers 1 trains in one process, "
-                             "with the whole error")
+            why = f"failed: {answer}" if answer else f"stopped (exit code {process.exitcode}) before sending members"
+            raise ValueError(f"workers: {name} {why}; --workers 1 trains in one process, with the whole error")
         shares.append(answer)
     return shares

@@ -276,12 +276,25 @@ def test_oof_with_a_teacher_stops_before_training_when_it_lacks_a_fold_or_a_conf
 def test_a_fold_saved_before_a_config_field_came_in_counts_it_as_its_default(tmp_path):
     held = np.arange(4)
     older = dataclasses.asdict(Config(epochs=15))
-    del older["deskew"]  # the field did not exist when the fold was saved: that code ran without deskewing
+    del older["members_per_step"]  # the field did not exist when the fold was saved: one member a step
     np.savez(tmp_path / "fold-1.npz", rows=held, settings=json.dumps(older))
     out_of_fold.check_fold(tmp_path / "fold-1.npz", json.dumps(dataclasses.asdict(Config(epochs=15))), held)
-    with pytest.raises(ValueError, match=r"other settings or folds \(deskew False \(now True\)\)"):
+    with pytest.raises(ValueError, match=r"other settings or folds \(members_per_step 1 \(now 2\)\)"):
         out_of_fold.check_fold(tmp_path / "fold-1.npz",
-                               json.dumps(dataclasses.asdict(Config(epochs=15, deskew=True))), held)
+                               json.dumps(dataclasses.asdict(Config(epochs=15, members_per_step=2))), held)
+
+
+def test_a_fold_saved_with_a_retired_lever_counts_only_if_it_was_off(tmp_path):
+    held = np.arange(4)
+    now = json.dumps(dataclasses.asdict(Config(epochs=15)))
+    for deskew, same in ((False, True), (True, False)):
+        older = dict(dataclasses.asdict(Config(epochs=15)), deskew=deskew, augment_in="auto")
+        np.savez(tmp_path / "fold-1.npz", rows=held, settings=json.dumps(older))
+        if same:
+            out_of_fold.check_fold(tmp_path / "fold-1.npz", now, held)
+        else:
+            with pytest.raises(ValueError, match=r"deskew True \(now None\)"):
+                out_of_fold.check_fold(tmp_path / "fold-1.npz", now, held)
 
 
 @pytest.mark.parametrize("arguments, says",

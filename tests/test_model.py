@@ -37,15 +37,6 @@ def test_dropout_scale_multiplies_each_rate():
     assert [l.rate for l in net.layers if isinstance(l, keras.layers.Dropout)] == [0.2, 0.2, 0.2]
 
 
-@pytest.mark.parametrize("family", ["tutorial", "bn", "deep", "m5", "lenet"])
-def test_width_multiplies_every_layers_channels(family):
-    def channels(width):
-        net = build_model(Config(model=family, width=width))
-        return [l.filters for l in net.layers if isinstance(l, keras.layers.Conv2D)]
-    published = channels(1.0)
-    assert channels(2.0) == [2 * c for c in published] and channels(0.5) == [c // 2 for c in published]
-
-
 def test_softmax_stays_float32_under_mixed_precision():
     keras.config.set_dtype_policy("mixed_bfloat16")
     try:
@@ -69,19 +60,6 @@ def test_m5_is_the_papers_five_valid_convolutions():
     convolutions = [(l.filters, l.kernel_size, l.padding) for l in net.layers if isinstance(l, keras.layers.Conv2D)]
     assert convolutions == [(f, (5, 5), "valid") for f in (32, 64, 96, 128, 160)]
     assert net.get_layer("digit").input.shape == (None, 8 * 8 * 160)  # no pooling: 28 - 5 * 4 = 8
-
-
-def test_deskew_and_ink_width_come_first_and_stay_float32():
-    keras.config.set_dtype_policy("mixed_bfloat16")
-    try:
-        config = Config(model="bn", deskew=True, ink_width=3.8)
-        net = build_model(config, augment.augmentation(config))
-        assert [layer.name for layer in net.layers[1:4]] == ["deskew", "ink_width", "augmentation"]
-        assert net.get_layer("deskew").compute_dtype == net.get_layer("ink_width").compute_dtype == "float32"
-        probabilities = np.asarray(net(np.random.rand(2, 28, 28, 1).astype("float32"), training=False))
-        assert probabilities.shape == (2, 10) and np.all(np.isfinite(probabilities))
-    finally:
-        keras.config.set_dtype_policy("float32")
 
 
 def test_bn_momentum_reaches_every_batchnorm_and_its_updates():
