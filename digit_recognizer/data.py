@@ -174,6 +174,14 @@ def to_images(frame: pd.DataFrame) -> np.ndarray:
     return (frame[PIXELS].to_numpy(np.float32) / 255.0).reshape(-1, 28, 28, 1)
 
 
+def arrays(source: Source, limit: int = 0):
+    """What the models take: train images, their labels and test images, from the first `limit` train rows (0:
+    all)."""
+    train, test = load(source)
+    train = train.iloc[: limit or None]
+    return to_images(train), train["label"].to_numpy(np.int64), to_images(test)
+
+
 def label_counts(labels: np.ndarray) -> dict[int, int]:
     """The tutorial's balance check: how many of each digit."""
     return {digit: int(count) for digit, count in enumerate(np.bincount(labels, minlength=10))}

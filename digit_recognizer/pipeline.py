@@ -81,11 +81,7 @@ def run(config, source: data.Source, out_dir, log=print, plots=True) -> dict:
     out_dir = submit.writable_folder(out_dir)
     log(f"config: {json.dumps(dataclasses.asdict(config))}")
     log(f"data: {source.describe()}")
-    train_frame, test_frame = data.load(source)
-    if config.limit:
-        train_frame = train_frame.iloc[: config.limit]
-    images, labels = data.to_images(train_frame), train_frame["label"].to_numpy(np.int64)
-    test_images = data.to_images(test_frame)
+    images, labels, test_images = data.arrays(source, config.limit)
     counts = data.label_counts(labels)
     log(f"train {len(labels)} rows, test {len(test_images)} rows; label counts {counts}")
     data.check_labels(labels, source.train.name)

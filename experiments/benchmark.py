@@ -31,18 +31,17 @@ import sys
 import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
+sys.path.append(str(ROOT / "scripts"))  # the road's modules (bundle, the stand-in): a folder of scripts, not a package
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from pooling import AVERAGES, compare, draw_pooled_errors, load_pool, member_curve, pool, stacked  # noqa: E402
 
 
 def record(row: dict, results: pathlib.Path) -> dict:
+    import ledger
     row = {"when": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
            "machine": f"{platform.machine()} {os.cpu_count()} cores", **row}
-    results.parent.mkdir(parents=True, exist_ok=True)
-    with results.open("a") as handle:
-        handle.write(json.dumps(row) + "\n")
+    ledger.append(results, row)
     print(json.dumps(row, indent=1))
     return row
 

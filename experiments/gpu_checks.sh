@@ -29,9 +29,10 @@ cd "$(dirname "$0")/.."
 
 set_up() {  # keras from the wheels where none is installed (here one is, and the run uses it); the device's name
     mkdir -p "$1"
+    export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}  # the package, not installed there
     if ! python3 -c "import keras" 2>/dev/null; then
         python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl
-        export PYTHONPATH=/tmp/site
+        export PYTHONPATH=/tmp/site:$PYTHONPATH
     fi
     export PYTHONUNBUFFERED=1 KERAS_BACKEND=${KERAS_BACKEND:-jax}
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$1/device.txt" || true

@@ -89,9 +89,7 @@ def run(args, config, overrides, default_out) -> dict | None:
     out = pathlib.Path(args.out) if args.out else default_out
     paths = [out / f"fold-{fold}.npz" for fold in range(1, args.folds + 1)]
     submit.writable_folder(out)
-    train_frame, test_frame = data.load(data.find_data(args.data_dir))
-    train_frame = train_frame.iloc[: config.limit or None]
-    labels = train_frame["label"].to_numpy(np.int64)
+    images, labels, test_images = data.arrays(data.find_data(args.data_dir), config.limit)
     # seeded by --holdout-seed, not --seed: runs with other member seeds score the same folds
     splits = data.folds(labels, args.folds, config.holdout_seed)
     for fold in args.fold or []:
@@ -103,7 +101,6 @@ def run(args, config, overrides, default_out) -> dict | None:
             check_fold(path, settings, held)
         elif teachers and fold in (args.fold or range(1, args.folds + 1)):
             taught[fold] = teacher_probabilities(teachers, fold, held)  # a missing fold stops the run now, not hours in
-    images, test_images = data.to_images(train_frame), data.to_images(test_frame)
     for fold in args.fold or range(1, args.folds + 1):
         kept, held = splits[fold - 1]
         if paths[fold - 1].exists():

@@ -18,9 +18,8 @@ import time
 def load_rows(data_dir, rows=None):
     """Training images and labels, the first `rows` of them (None: all)."""
     from digit_recognizer import data
-    train, _ = data.load(data.find_data(data_dir))
-    train = train.iloc[:rows]
-    return data.to_images(train), train["label"].to_numpy()
+    images, labels, _ = data.arrays(data.find_data(data_dir), rows or 0)
+    return images, labels
 
 
 class EpochClock:

@@ -14,11 +14,11 @@ COMPETITION = "digit-recognizer"
 RULES = f"https://www.kaggle.com/competitions/{COMPETITION}/rules"
 
 
-class LoopError(Exception):
+class KaggleError(Exception):
     """A failure the user can act on; printed as one line."""
 
 
-class NoAnswer(LoopError):
+class NoAnswer(KaggleError):
     """A request that may have arrived and taken effect, though no answer came back: not to be sent again blindly."""
 
 
@@ -44,12 +44,12 @@ def owner_from_credentials() -> str:
                    or not fields[name]]
         if missing:
             what = "not a JSON object" if fields is None else f"no {' and no '.join(missing)}"
-            raise LoopError(f"{config}: {what}; it must hold username and key: download a new one from "
+            raise KaggleError(f"{config}: {what}; it must hold username and key: download a new one from "
                             "https://www.kaggle.com/settings (API, Create New Token)")
         return fields["username"]
     if os.environ.get("KAGGLE_API_TOKEN"):
         return ""  # the token names its user; --owner or the kernel id must say whose kernel it is
-    raise LoopError("no Kaggle credentials: set KAGGLE_USERNAME and KAGGLE_KEY, or put kaggle.json in ~/.kaggle "
+    raise KaggleError("no Kaggle credentials: set KAGGLE_USERNAME and KAGGLE_KEY, or put kaggle.json in ~/.kaggle "
                     "(https://www.kaggle.com/settings, API, Create New Token)")
 
 
@@ -84,20 +84,20 @@ def call(what: str, function, *args, retries=4, backoff=2.0, repeatable=True, **
         except requests.exceptions.HTTPError as error:
             status = error.response.status_code if error.response is not None else 0
             if status == 401:
-                raise LoopError(f"{what}: 401, credentials rejected; check KAGGLE_USERNAME/KAGGLE_KEY") from None
+                raise KaggleError(f"{what}: 401, credentials rejected; check KAGGLE_USERNAME/KAGGLE_KEY") from None
             if status == 403:
-                raise LoopError(f"{what}: 403, forbidden; accept the competition rules at {RULES}") from None
+                raise KaggleError(f"{what}: 403, forbidden; accept the competition rules at {RULES}") from None
             if status == 404:
-                raise LoopError(f"{what}: 404, not found; check the kernel id and competition") from None
+                raise KaggleError(f"{what}: 404, not found; check the kernel id and competition") from None
             if status != 429 and status < 500 or attempt == retries:
-                raise LoopError(f"{what}: HTTP {status} after {attempt} tries: {error}") from None
+                raise KaggleError(f"{what}: HTTP {status} after {attempt} tries: {error}") from None
         except (requests.exceptions.ConnectionError, requests.exceptions.Timeout, socket.timeout) as error:
             never_sent = isinstance(error, requests.exceptions.ConnectTimeout) or "NewConnectionError" in repr(error)
             if not repeatable and not never_sent:
                 raise NoAnswer(f"{what}: no answer ({type(error).__name__})") from None
             if attempt == retries:
-                raise LoopError(f"{what}: no answer after {attempt} tries ({type(error).__name__}); "
+                raise KaggleError(f"{what}: no answer after {attempt} tries ({type(error).__name__}); "
                                 "is Kaggle reachable?") from None
         except ValueError as error:  # the client's own word, e.g. permission denied on a kernel
-            raise LoopError(f"{what}: {error}") from None
+            raise KaggleError(f"{what}: {error}") from None
         time.sleep(backoff * 2 ** (attempt - 1))

@@ -12,7 +12,13 @@ import pathlib
 import sys
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+
+
+def append(path: pathlib.Path, row: dict) -> None:
+    """One JSON line at the end of `path` (the run ledger, the harness's results), its folder made if need be."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        handle.write(json.dumps(row) + "\n")
 
 
 def read(ledger: pathlib.Path) -> list[dict]:

@@ -25,11 +25,10 @@ import sys
 import tempfile
 import time
 
+from digit_recognizer.config import PRESETS
+from kaggle_api import COMPETITION, KaggleError, NoAnswer, call, connect, owner_from_credentials, set_http_timeout
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
-from kaggle_api import (COMPETITION, LoopError, NoAnswer, call, connect, owner_from_credentials,  # noqa: E402
-                        set_http_timeout)
-from digit_recognizer.config import PRESETS  # noqa: E402
 
 FINISHED = {"COMPLETE", "ERROR", "CANCEL_REQUESTED", "CANCEL_ACKNOWLEDGED"}
 
@@ -47,7 +46,9 @@ def read_summary(folder: pathlib.Path) -> dict:
     return summary if isinstance(summary, dict) and "config" in summary else {}
 
 
-class Road:
+class KaggleSteps:
+    """The road's steps on one kernel (push, status, output, submit, score), each a method; `run` takes them all."""
+
     def __init__(self, options):
         self.options = options
         self.runs = pathlib.Path(options.runs_dir)
@@ -66,7 +67,7 @@ class Road:
             return f"{self.options.owner or 'OWNER'}/{self.slug}"
         owner = self.options.owner or owner_from_credentials()
         if not owner:
-            raise LoopError("KAGGLE_API_TOKEN does not say whose kernel this is: pass --owner YOUR_KAGGLE_USERNAME")
+            raise KaggleError("KAGGLE_API_TOKEN does not say whose kernel this is: pass --owner YOUR_KAGGLE_USERNAME")
         return f"{owner}/{self.slug}"
 
     def api_call(self, what, name, *args, repeatable=True, **kwargs):
@@ -81,7 +82,7 @@ class Road:
             args += configuration.settings_flags(self.options.set)
             configuration.parse_flags(args)
         except ValueError as error:
-            raise LoopError(f"push: {error}") from None
+            raise KaggleError(f"push: {error}") from None
         kernel = self.kernel()  # credentials checked before any work
         path, digest = bundle.build(args)
         metadata = dict(self.metadata, id=kernel, code_file="kernel.py")
@@ -98,7 +99,7 @@ class Road:
             except NoAnswer as error:
                 return self.started_without_answer(stamp, error)
         if getattr(response, "error", ""):
-            raise LoopError(f"push: Kaggle refused the kernel: {response.error}")
+            raise KaggleError(f"push: Kaggle refused the kernel: {response.error}")
         stamp["version"] = response.version_number
         print(f"pushed {self.kernel()} version {response.version_number} (bundle {digest}): {response.url}")
         return stamp
@@ -119,13 +120,13 @@ class Road:
         def running():
             try:
                 status = self.api_call("status", "kernels_status", self.kernel()).status
-            except LoopError:  # no kernel yet (404), or no answer either
+            except KaggleError:  # no kernel yet (404), or no answer either
                 return None
             return status.name if getattr(status, "name", None) in ("QUEUED", "RUNNING") else None
 
         status = self.within_grace(running)
         if status is None:
-            raise LoopError(f"{error}, and no run of {self.kernel()} started within {self.options.stale_grace:.0f} "
+            raise KaggleError(f"{error}, and no run of {self.kernel()} started within {self.options.stale_grace:.0f} "
                             f"s; not sent again (a second push would start a second GPU session): look at "
                             f"https://www.kaggle.com/code/{self.kernel()}, then push again if nothing runs")
         print(f"{error}, but {self.kernel()} is now {status}: taking that run as this push (not sent again)")
@@ -141,11 +142,11 @@ class Road:
             seen_running |= status in ("QUEUED", "RUNNING")
             if status in FINISHED and (seen_running or elapsed >= self.options.stale_grace):
                 if status != "COMPLETE":
-                    raise LoopError(f"kernel ended {status}: {response.failure_message or 'see its log'}; "
+                    raise KaggleError(f"kernel ended {status}: {response.failure_message or 'see its log'}; "
                                     f"fetch it with `python scripts/push.py output`")
                 return status
             if elapsed > self.options.timeout:
-                raise LoopError(f"kernel still {status} after {self.options.timeout:.0f} s; it keeps running on "
+                raise KaggleError(f"kernel still {status} after {self.options.timeout:.0f} s; it keeps running on "
                                 "Kaggle: `python scripts/push.py status` later")
             time.sleep(self.options.poll)
 
@@ -155,7 +156,7 @@ class Road:
         print(f"fetched {len(files)} files to {folder}")
         found = sorted(folder.rglob("submission.csv"))
         if not found:
-            raise LoopError(f"output: no submission.csv among the kernel's files in {folder}")
+            raise KaggleError(f"output: no submission.csv among the kernel's files in {folder}")
         self.check_submission(found[0])
         return found[0]
 
@@ -167,7 +168,7 @@ class Road:
         try:
             submit.validate_submission(pd.read_csv(path), rows, name=str(path))
         except (ValueError, pd.errors.ParserError) as error:  # a failed download leaves an error page here
-            raise LoopError(f"output: {error}") from None
+            raise KaggleError(f"output: {error}") from None
 
     def submit(self, path: pathlib.Path, message: str) -> int:
         self.check_submission(path)
@@ -177,7 +178,7 @@ class Road:
         except NoAnswer as error:  # a submission spends one of the day's: find it rather than send it again
             return self.submitted_without_answer(message, error)
         if response.message == self.client().COMPETITION_SUBMIT_UPLOAD_FAILED_MESSAGE or not response.ref:
-            raise LoopError(f"submit: Kaggle did not take the file: {response.message}; {path} is kept")
+            raise KaggleError(f"submit: Kaggle did not take the file: {response.message}; {path} is kept")
         print(f"submitted {path} as {response.ref}: {response.message}")
         return response.ref
 
@@ -189,7 +190,7 @@ class Road:
 
         sent = self.within_grace(listed)
         if sent is None:
-            raise LoopError(f"{error}, and no submission '{message}' was listed within "
+            raise KaggleError(f"{error}, and no submission '{message}' was listed within "
                             f"{self.options.stale_grace:.0f} s; not sent again: look at "
                             f"https://www.kaggle.com/competitions/{COMPETITION}/submissions")
         print(f"{error}, but Kaggle lists it as {sent.ref}: not sent again")
@@ -201,15 +202,15 @@ class Road:
             submissions = self.api_call("score", "competition_submissions", COMPETITION)
             mine = next((s for s in submissions if ref is None or s.ref == ref), None)
             if mine is None:
-                raise LoopError(f"score: no submission {ref or ''} on {COMPETITION}")
+                raise KaggleError(f"score: no submission {ref or ''} on {COMPETITION}")
             status = getattr(mine.status, "name", str(mine.status))
             if status == "COMPLETE":
                 print(f"public score {mine.public_score or '(none)'}: {mine.description}")
                 return mine.public_score or None
             if status == "ERROR":
-                raise LoopError(f"score: Kaggle could not score submission {mine.ref}: {mine.error_description}")
+                raise KaggleError(f"score: Kaggle could not score submission {mine.ref}: {mine.error_description}")
             if time.monotonic() - started > self.options.timeout:
-                raise LoopError(f"score: submission {mine.ref} still {status}; `python scripts/push.py score` later")
+                raise KaggleError(f"score: submission {mine.ref} still {status}; `python scripts/push.py score` later")
             time.sleep(min(self.options.poll, 10))
 
     def unscored(self):
@@ -219,13 +220,12 @@ class Road:
         try:
             rows = ledger.read(path) if path.is_file() else []  # a run's last line: one scored later is done
         except ValueError as error:
-            raise LoopError(str(error)) from None
+            raise KaggleError(str(error)) from None
         return next((row for row in reversed(rows) if row.get("submission_ref") and row["public_score"] is None), None)
 
     def record(self, row: dict):
-        self.runs.mkdir(parents=True, exist_ok=True)
-        with (self.runs / "ledger.jsonl").open("a") as ledger:
-            ledger.write(json.dumps(row) + "\n")
+        import ledger
+        ledger.append(self.runs / "ledger.jsonl", row)
         print(f"recorded in {self.runs / 'ledger.jsonl'}")
 
     def run(self):
@@ -234,7 +234,7 @@ class Road:
             try:
                 submit.writable_folder(self.runs, "--runs-dir")
             except ValueError as error:
-                raise LoopError(str(error)) from None
+                raise KaggleError(str(error)) from None
         stamp = self.push()
         message = f"commit {stamp['commit']} bundle {stamp['bundle_hash']}"
         if self.options.dry_run:
@@ -280,7 +280,7 @@ def main(argv=None) -> int:
     parser.add_argument("--message", default="", help="submit: the submission's description")
     options = parser.parse_args(argv)
     set_http_timeout(options.http_timeout)
-    road = Road(options)
+    road = KaggleSteps(options)
     try:
         if options.step == "run":
             road.run()
@@ -294,7 +294,7 @@ def main(argv=None) -> int:
             road.output(road.runs / f"{utc_stamp()}-output")
         elif options.step == "submit":
             if not options.file:
-                raise LoopError("submit: name the file, e.g. `python scripts/push.py submit runs/.../submission.csv`")
+                raise KaggleError("submit: name the file, e.g. `python scripts/push.py submit runs/.../submission.csv`")
             road.score(road.submit(pathlib.Path(options.file), options.message or "submitted by scripts/push.py"))
         elif options.step == "score":
             row = road.unscored()
@@ -302,7 +302,7 @@ def main(argv=None) -> int:
                 road.score()
             else:  # the ledger's run whose score never came: scored now, recorded again with it
                 road.record(dict(row, public_score=road.score(row["submission_ref"])))
-    except LoopError as error:
+    except KaggleError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     return 0

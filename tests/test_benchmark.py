@@ -12,15 +12,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import benchmark  # experiments/, on pytest's pythonpath
+import out_of_fold
+import pooling
+
 from digit_recognizer import ensemble
 from digit_recognizer.config import Config
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "experiments"))
-
-import benchmark  # noqa: E402
-import out_of_fold  # noqa: E402
-import pooling  # noqa: E402
 
 
 def save(path, members, families, labels, rows=None):

@@ -9,15 +9,14 @@ import sys
 import pandas as pd
 import pytest
 
+import bundle  # scripts/, on pytest's pythonpath
+import push
+from kaggle_standin import StandIn
+
+from digit_recognizer import data as data_module
+from digit_recognizer.config import PRESETS
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "scripts"))
-
-import bundle  # noqa: E402
-import push  # noqa: E402
-from kaggle_standin import StandIn  # noqa: E402
-
-from digit_recognizer import data as data_module  # noqa: E402
-from digit_recognizer.config import PRESETS  # noqa: E402
 
 TINY = ["--epochs", "1", "--min-steps", "0", "--verbose", "0"]
 
@@ -209,8 +208,8 @@ def test_failed_output_download_is_caught(standin, tmp_path):
 def test_an_error_page_saved_as_the_submission_is_caught(tmp_path):
     path = tmp_path / "submission.csv"
     path.write_text('{"code": 500, "message": "injected fault"}')
-    with pytest.raises(push.LoopError, match="^output: "):
-        push.Road.check_submission(path)
+    with pytest.raises(push.KaggleError, match="^output: "):
+        push.KaggleSteps.check_submission(path)
     assert path.exists()  # what came down is kept, to look at
 
 
