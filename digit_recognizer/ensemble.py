@@ -35,7 +35,7 @@ class Share:
     device: str
     estimate_seconds: float | None = None  # its groups' training, estimated from the first group's epochs
     group_seconds: float | None = None  # the last group's training and prediction
-    stopped: str | None = None  # why it trained fewer members than it was dealt
+    stopped: list = dataclasses.field(default_factory=list)  # each time the budget cut its training short, why
 
 
 @dataclasses.dataclass
@@ -73,7 +73,7 @@ class Budget(keras.callbacks.Callback):
     def __init__(self, deadline, groups: int, rounds: int, log, foresee: bool):
         super().__init__()
         self.deadline, self.groups, self.rounds, self.log, self.foresee = deadline, groups, rounds, log, foresee
-        self.seconds, self.estimate = [], None
+        self.seconds, self.estimate, self.stopped = [], None, None
 
     def on_epoch_begin(self, epoch, logs=None):
         self.begun = time.time()
@@ -91,8 +91,8 @@ class Budget(keras.callbacks.Callback):
                      f"group(s) of {epochs} epochs{rounds} will train for about {total}")
         if self.deadline and epoch + 1 < epochs and time.time() + self.seconds[-1] > self.deadline:
             self.model.stop_training = True
-            self.log(f"budget: stopped training after epoch {epoch + 1} of {epochs}: another would end past "
-                     "the budget")
+            self.stopped = f"budget: stopped training after epoch {epoch + 1} of {epochs}: another would end past it"
+            self.log(self.stopped)
 
 
 def train_share(config, groups, images, labels, test_images, holdout=None, log=print, deadline=None,
@@ -105,9 +105,9 @@ def train_share(config, groups, images, labels, test_images, holdout=None, log=p
     for number, group in enumerate(groups):
         if deadline and share.group_seconds and time.time() + share.group_seconds > deadline:
             named = "member" + ("s " if len(group) > 1 else " ") + ", ".join(str(m + 1) for m in group)
-            share.stopped = (f"budget: not training {named} or later ones: a group takes about "
-                             f"{share.group_seconds / 60:.1f} min and would end past the budget")
-            log(share.stopped)
+            share.stopped.append(f"budget: not training {named} or later ones: a group takes about "
+                                 f"{share.group_seconds / 60:.1f} min and would end past the budget")
+            log(share.stopped[-1])
             break
         began = time.time()
         specs = [(configuration.member_family(config, m), config.seed + 1000 * m) for m in group]
@@ -121,6 +121,7 @@ def train_share(config, groups, images, labels, test_images, holdout=None, log=p
                                             monitor=holdout, callbacks=[clock])
         fit_seconds = time.time() - began
         share.estimate_seconds = share.estimate_seconds or clock.estimate
+        share.stopped += [clock.stopped] if clock.stopped else []
         for m, net, history in zip(group, nets, histories):
             started = time.time()
             tested = train.predict(net, test_images, config.tta)
@@ -165,7 +166,7 @@ def train_ensemble(config, images, labels, test_images, holdout=None, log=print,
         member_holdout_probabilities=[] if holdout is None else [m.holdout_probabilities for m in members],
         estimate_seconds=max((s.estimate_seconds for s in shares if s.estimate_seconds), default=None),
         group_seconds=max((s.group_seconds for s in shares if s.group_seconds), default=None),
-        stopped=[s.stopped for s in shares if s.stopped],
+        stopped=[why for share in shares for why in share.stopped],
         member_indices=[m.index for m in members],
         workers=len(shares),
     )

@@ -13,7 +13,6 @@ import keras
 from keras import layers
 
 
-
 def conv_bn(x, filters, kernel_size, strides=1, padding="valid"):
     x = layers.Conv2D(filters, kernel_size, strides=strides, padding=padding, use_bias=False)(x)
     x = layers.BatchNormalization()(x)

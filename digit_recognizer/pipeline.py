@@ -96,7 +96,7 @@ def run(config, source: data.Source, out_dir, log=print, plots=True) -> dict:
 
     result = ensemble.train_members(config, images[kept], labels[kept], test_images, holdout, log, deadline)
     lap("train and predict")
-    if result.workers == 1:  # side by side, the workers' seconds overlap: the lap stays whole
+    if result.workers == 1:  # several workers' seconds overlap: then the lap stays whole
         seconds["train"] = round(result.train_seconds, 2)
         seconds["predict"] = round(seconds.pop("train and predict") - result.train_seconds, 2)
 

@@ -168,7 +168,8 @@ def test_budget_callback_foresees_the_run_and_stops_an_epoch_that_would_overrun(
     budget.on_epoch_begin(2)
     clock.now += 10.0  # at 1040: another epoch would end past 1045
     budget.on_epoch_end(2)
-    assert budget.model.stop_training and "stopped training after epoch 3 of 5" in lines[-1]
+    assert budget.model.stop_training and lines[-1] == budget.stopped
+    assert "stopped training after epoch 3 of 5" in budget.stopped
 
 
 def test_workers_are_one_per_gpu_and_deal_groups_round_robin(monkeypatch):
