@@ -67,12 +67,15 @@ def accuracy(probabilities: np.ndarray, labels: np.ndarray) -> float:
 
 class Budget(keras.callbacks.Callback):
     """Times a group's epochs. After the first group's second epoch (the first also compiles) it says how long
-    this process's groups will take; at any epoch's end it stops training when another epoch would end past
-    `deadline` (time.time()): a member cut short still predicts, a run killed at its session's end writes nothing."""
+    this process's groups will take; at any epoch's end it stops training when another epoch and the group's
+    predictions would end past `deadline` (time.time()): a member cut short still predicts, a run killed at its
+    session's end writes nothing. `predicting` is the images the group will predict per image it trains on in an
+    epoch; a prediction costs about a third of a training step (forward only)."""
 
-    def __init__(self, deadline, groups: int, rounds: int, log, foresee: bool):
+    def __init__(self, deadline, groups: int, rounds: int, log, foresee: bool, predicting: float = 0.0):
         super().__init__()
         self.deadline, self.groups, self.rounds, self.log, self.foresee = deadline, groups, rounds, log, foresee
+        self.predicting = predicting
         self.seconds, self.estimate, self.stopped = [], None, None
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -81,15 +84,17 @@ class Budget(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         self.seconds.append(time.time() - self.begun)
         epochs = self.params["epochs"]
+        predict = self.seconds[-1] * self.predicting / 3
         if self.foresee and len(self.seconds) == min(2, epochs):
             first, steady = self.seconds[0], self.seconds[-1]
             # every group builds and compiles its own model, so each pays the first epoch's extra
-            self.estimate = (first + steady * (epochs - 1)) * self.groups * self.rounds
+            self.estimate = (first + steady * (epochs - 1) + predict) * self.groups * self.rounds
             rounds = " (two rounds: --pseudo)" if self.rounds == 2 else ""
             total = f"{self.estimate / 60:.1f} min" if self.estimate >= 120 else f"{self.estimate:.0f} s"
             self.log(f"budget: an epoch takes {steady:.1f} s here (the first {first:.1f} s); {self.groups} "
-                     f"group(s) of {epochs} epochs{rounds} will train for about {total}")
-        if self.deadline and epoch + 1 < epochs and time.time() + self.seconds[-1] > self.deadline:
+                     f"group(s) of {epochs} epochs{rounds} will train and predict for about {total}, if each "
+                     "group is as fast as this one")
+        if self.deadline and epoch + 1 < epochs and time.time() + self.seconds[-1] + predict > self.deadline:
             self.model.stop_training = True
             self.stopped = f"budget: stopped training after epoch {epoch + 1} of {epochs}: another would end past it"
             self.log(self.stopped)
@@ -116,7 +121,9 @@ def train_share(config, groups, images, labels, test_images, holdout=None, log=p
         validation = (images[checked], labels[checked]) if len(checked) else None
         for m, (family, seed) in zip(group, specs):
             log(f"member {m + 1}/{config.members}: {family}, seed {seed}, {len(kept)} training rows")
-        clock = Budget(deadline, len(groups), 2 if config.pseudo else 1, log, foresee=number == 0)
+        views = 1 + config.tta
+        predicting = views * (len(test_images) + (0 if holdout is None else len(holdout[0]))) / len(kept)
+        clock = Budget(deadline, len(groups), 2 if config.pseudo else 1, log, number == 0, predicting)
         nets, histories = train.fit_members(config, images[kept], labels[kept], specs, validation, device,
                                             monitor=holdout, callbacks=[clock])
         fit_seconds = time.time() - began

@@ -152,24 +152,41 @@ class FakeModel:
     stop_training = False
 
 
-def test_budget_callback_foresees_the_run_and_stops_an_epoch_that_would_overrun(monkeypatch):
-    clock = Clock(0)
-    monkeypatch.setattr(ensemble.time, "time", clock)
-    lines = []
-    budget = ensemble.Budget(deadline=1045.0, groups=3, rounds=1, log=lines.append, foresee=True)
+def epochs_of(budget, clock, seconds):
+    """Runs the callback through epochs of these lengths, as fit would; returns the epochs it let end."""
     budget.set_model(FakeModel())
     budget.params = {"epochs": 5}
-    for epoch, seconds in enumerate([20.0, 10.0]):  # the first epoch compiles
+    ended = 0
+    for epoch, length in enumerate(seconds):
         budget.on_epoch_begin(epoch)
-        clock.now += seconds
+        clock.now += length
         budget.on_epoch_end(epoch)
-    assert budget.estimate == (20 + 10 * 4) * 3  # three groups, each compiling in its first epoch
-    assert "will train for about 3.0 min" in lines[0] and not budget.model.stop_training
-    budget.on_epoch_begin(2)
-    clock.now += 10.0  # at 1040: another epoch would end past 1045
-    budget.on_epoch_end(2)
-    assert budget.model.stop_training and lines[-1] == budget.stopped
-    assert "stopped training after epoch 3 of 5" in budget.stopped
+        ended += 1
+        if budget.model.stop_training:
+            break
+    return ended
+
+
+def test_budget_callback_foresees_the_run(monkeypatch):
+    clock, lines = Clock(0), []
+    monkeypatch.setattr(ensemble.time, "time", clock)
+    # predicting 0.6 images per image trained: 0.6 / 3 of an epoch's time, 2 s
+    budget = ensemble.Budget(None, groups=3, rounds=1, log=lines.append, foresee=True, predicting=0.6)
+    assert epochs_of(budget, clock, [20.0, 10.0]) == 2  # the first epoch compiles
+    assert budget.estimate == (20 + 10 * 4 + 2) * 3  # three groups, each compiling in its first epoch
+    assert "will train and predict for about 3.1 min" in lines[0] and budget.stopped is None
+
+
+def test_budget_callback_stops_before_an_epoch_and_predictions_would_overrun(monkeypatch):
+    clock = Clock(0)
+    monkeypatch.setattr(ensemble.time, "time", clock)
+    # at 1020, another epoch (10 s) ends by 1030, but its predictions (2 s) would end past 1031
+    budget = ensemble.Budget(1031.0, groups=1, rounds=1, log=lambda line: None, foresee=False, predicting=0.6)
+    assert epochs_of(budget, clock, [10.0] * 5) == 2
+    assert "stopped training after epoch 2 of 5" in budget.stopped
+    clock.now = 1000.0  # without predictions to make, that third epoch fits
+    budget = ensemble.Budget(1031.0, groups=1, rounds=1, log=lambda line: None, foresee=False)
+    assert epochs_of(budget, clock, [10.0] * 5) == 3
 
 
 def test_workers_are_one_per_gpu_and_deal_groups_round_robin(monkeypatch):
