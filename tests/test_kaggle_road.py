@@ -56,6 +56,21 @@ def test_bundle_writes_the_same_submission_as_kernel_py(competition_dir, tmp_pat
     assert (empty / "out" / "submission.csv").read_bytes() == (tmp_path / "src" / "submission.csv").read_bytes()
 
 
+def test_a_bundle_deals_members_to_worker_processes_as_on_two_gpus(competition_dir, tmp_path):
+    """Kaggle's two T4s start one worker process each, importing the package from the bundle's zip: two CPU
+    workers here, whose members make the submission one process makes."""
+    built, _ = bundle.build(["--fast", "--members", "2", "--workers", "2"], tmp_path / "kernel.py")
+    common = [*TINY, "--no-plots", "--data-dir", str(competition_dir)]
+    apart = subprocess.run([sys.executable, str(built), *common, "--out", str(tmp_path / "apart")], cwd=tmp_path,
+                           capture_output=True, text=True, timeout=300)
+    assert apart.returncode == 0, apart.stderr[-2000:]
+    assert "[worker 1] member 1/2" in apart.stdout and "[worker 2] member 2/2" in apart.stdout
+    alone = subprocess.run([sys.executable, str(ROOT / "kernel.py"), "--fast", "--members", "2", *common, "--out",
+                            str(tmp_path / "alone")], capture_output=True, text=True, timeout=300)
+    assert alone.returncode == 0, alone.stderr[-2000:]
+    assert (tmp_path / "apart" / "submission.csv").read_bytes() == (tmp_path / "alone" / "submission.csv").read_bytes()
+
+
 def test_a_bundle_killed_with_sigterm_removes_its_zip(competition_dir, tmp_path):
     built, _ = bundle.build(["--fast"], tmp_path / "kernel.py")
     scratch = tmp_path / "tmp"
