@@ -105,7 +105,7 @@ def train_share(config, groups, images, labels, test_images, holdout=None, log=p
     """Trains `groups` (lists of member numbers) one after another in this process, each group side by side
     (train.fit_members), and predicts with each member. With `deadline`, a group that would end past it (by the
     last group's time, `group_seconds` before the first) is not started."""
-    device = devices.accelerator()
+    device, opened = devices.accelerator(), time.time()
     share = Share([], device, group_seconds=group_seconds)
     for number, group in enumerate(groups):
         if deadline and share.group_seconds and time.time() + share.group_seconds > deadline:
@@ -139,6 +139,10 @@ def train_share(config, groups, images, labels, test_images, holdout=None, log=p
                                         time.time() - started, len(kept) * len(history["loss"])))
         keras.backend.clear_session()  # free the graph before the next group
         share.group_seconds = time.time() - began
+        spent, left = time.time() - opened, len(groups) - number - 1
+        if left:  # families differ in speed: the forecast from the groups done so far
+            log(f"budget: {number + 1} of {len(groups)} groups in {spent / 60:.1f} min; the other {left} at this "
+                f"pace: about {spent / (number + 1) * left / 60:.1f} min more")
     return share
 
 
