@@ -73,8 +73,9 @@ def main(argv=None) -> int:
     import keras
     rows, epochs, steps = (256, 2, (1, 2)) if args.quick else (37_800, 3, (1, 4, 16))
     device = devices.accelerator()
-    row = {"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)), "check": "gpu", "quick": args.quick, "backend": keras.backend.backend(), "keras": keras.__version__,
-           "device": device, "gpus": devices.visible_gpus(), "rows": rows, "epochs_timed": epochs}
+    row = {"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)), "check": "gpu", "quick": args.quick,
+           "backend": keras.backend.backend(), "keras": keras.__version__, "device": device,
+           "gpus": devices.visible_gpus(), "rows": rows, "epochs_timed": epochs}
 
     def save(stage):
         row["seconds"] = round(time.time() - started, 1)
