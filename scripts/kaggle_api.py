@@ -45,12 +45,12 @@ def owner_from_credentials() -> str:
         if missing:
             what = "not a JSON object" if fields is None else f"no {' and no '.join(missing)}"
             raise KaggleError(f"{config}: {what}; it must hold username and key: download a new one from "
-                            "https://www.kaggle.com/settings (API, Create New Token)")
+                              "https://www.kaggle.com/settings (API, Create New Token)")
         return fields["username"]
     if os.environ.get("KAGGLE_API_TOKEN"):
         return ""  # the token names its user; --owner or the kernel id must say whose kernel it is
     raise KaggleError("no Kaggle credentials: set KAGGLE_USERNAME and KAGGLE_KEY, or put kaggle.json in ~/.kaggle "
-                    "(https://www.kaggle.com/settings, API, Create New Token)")
+                      "(https://www.kaggle.com/settings, API, Create New Token)")
 
 
 def set_http_timeout(seconds: float):
@@ -97,7 +97,7 @@ def call(what: str, function, *args, retries=4, backoff=2.0, repeatable=True, **
                 raise NoAnswer(f"{what}: no answer ({type(error).__name__})") from None
             if attempt == retries:
                 raise KaggleError(f"{what}: no answer after {attempt} tries ({type(error).__name__}); "
-                                "is Kaggle reachable?") from None
+                                  "is Kaggle reachable?") from None
         except ValueError as error:  # the client's own word, e.g. permission denied on a kernel
             raise KaggleError(f"{what}: {error}") from None
         time.sleep(backoff * 2 ** (attempt - 1))

@@ -127,8 +127,8 @@ class KaggleSteps:
         status = self.within_grace(running)
         if status is None:
             raise KaggleError(f"{error}, and no run of {self.kernel()} started within {self.options.stale_grace:.0f} "
-                            f"s; not sent again (a second push would start a second GPU session): look at "
-                            f"https://www.kaggle.com/code/{self.kernel()}, then push again if nothing runs")
+                              f"s; not sent again (a second push would start a second GPU session): look at "
+                              f"https://www.kaggle.com/code/{self.kernel()}, then push again if nothing runs")
         print(f"{error}, but {self.kernel()} is now {status}: taking that run as this push (not sent again)")
         return dict(stamp, version=None)
 
@@ -143,11 +143,11 @@ class KaggleSteps:
             if status in FINISHED and (seen_running or elapsed >= self.options.stale_grace):
                 if status != "COMPLETE":
                     raise KaggleError(f"kernel ended {status}: {response.failure_message or 'see its log'}; "
-                                    f"fetch it with `python scripts/push.py output`")
+                                      f"fetch it with `python scripts/push.py output`")
                 return status
             if elapsed > self.options.timeout:
                 raise KaggleError(f"kernel still {status} after {self.options.timeout:.0f} s; it keeps running on "
-                                "Kaggle: `python scripts/push.py status` later")
+                                  "Kaggle: `python scripts/push.py status` later")
             time.sleep(self.options.poll)
 
     def output(self, folder: pathlib.Path) -> pathlib.Path:
@@ -191,8 +191,8 @@ class KaggleSteps:
         sent = self.within_grace(listed)
         if sent is None:
             raise KaggleError(f"{error}, and no submission '{message}' was listed within "
-                            f"{self.options.stale_grace:.0f} s; not sent again: look at "
-                            f"https://www.kaggle.com/competitions/{COMPETITION}/submissions")
+                              f"{self.options.stale_grace:.0f} s; not sent again: look at "
+                              f"https://www.kaggle.com/competitions/{COMPETITION}/submissions")
         print(f"{error}, but Kaggle lists it as {sent.ref}: not sent again")
         return sent.ref
 
