@@ -72,6 +72,11 @@ def member_family(config: Config, member: int) -> str:
     return families[member % len(families)]
 
 
+def member_specs(config: Config, members) -> list:
+    """(family, seed) of each member number in `members`: member k trains with seed + 1000k."""
+    return [(member_family(config, m), config.seed + 1000 * m) for m in members]
+
+
 def _field_help():
     """Maps each field name to the comment on its line in the class body."""
     try:

@@ -115,7 +115,7 @@ def train_share(config, groups, images, labels, test_images, holdout=None, log=p
             log(share.stopped[-1])
             break
         began = time.time()
-        specs = [(configuration.member_family(config, m), config.seed + 1000 * m) for m in group]
+        specs = configuration.member_specs(config, group)
         # one member alone may hold out its own validation rows; side by side they train on the same rows
         kept, checked = data.split(labels, config.validation, specs[0][1], "--validation")
         validation = (images[checked], labels[checked]) if len(checked) else None

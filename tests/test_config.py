@@ -103,6 +103,7 @@ def test_members_alternate_families_in_order():
     mixed = Config(model="bn+deep")
     assert [configuration.member_family(mixed, m) for m in range(5)] == ["bn", "deep", "bn", "deep", "bn"]
     assert configuration.member_family(Config(model="tutorial"), 3) == "tutorial"
+    assert configuration.member_specs(mixed, [1, 2]) == [("deep", 1042), ("bn", 2042)]
 
 
 def test_settings_become_checked_kernel_flags():
