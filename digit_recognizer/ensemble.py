@@ -147,9 +147,10 @@ def train_share(config, groups, images, labels, test_images, holdout=None, log=p
 
 
 def train_ensemble(config, images, labels, test_images, holdout=None, log=print, deadline=None,
-                   group_seconds=None) -> Result:
+                   group_seconds=None) -> Result | None:
     """`config.members` members, each with its own seed and (with config.validation) its own validation split;
-    `holdout` (images, labels), never trained on, measures each member and the average of their softmaxes."""
+    `holdout` (images, labels), never trained on, measures each member and the average of their softmaxes. None
+    when the budget left no member to train: only with `group_seconds` (a round after the first)."""
     size = config.members_per_step
     groups = [list(range(start, min(start + size, config.members))) for start in range(0, config.members, size)]
     gpus = workers.gpus_for(config, len(groups))
@@ -159,6 +160,8 @@ def train_ensemble(config, images, labels, test_images, holdout=None, log=print,
     else:
         shares = [train_share(config, groups, images, labels, test_images, holdout, log, deadline, group_seconds)]
     members = sorted((member for share in shares for member in share.members), key=lambda member: member.index)
+    if not members:
+        return None
     holdout_mean = None
     if holdout is not None:
         holdout_mean = np.sum([m.holdout_probabilities for m in members], axis=0, dtype=np.float64) / len(members)
@@ -200,15 +203,15 @@ def train_members(config, images, labels, test_images, holdout=None, log=print, 
     if not config.pseudo:
         return first
     log(f"first-round hold-out {first.ensemble_accuracy}")
-    if deadline and first.group_seconds and time.time() + first.group_seconds > deadline:
-        log("budget: no second round: it would end past the budget; the first round's members write the submission")
-        first.stopped.append("budget: no second (pseudo-label) round")
-        return first
     taught_images, taught_labels = pseudo_labelled(config, images, labels, test_images, first.test_probabilities, log)
     if len(taught_labels) == len(labels):
         return first
     second = train_ensemble(config, taught_images, taught_labels, test_images, holdout, log, deadline,
                             first.group_seconds)
+    if second is None:
+        log("budget: no second round: it would end past the budget; the first round's members write the submission")
+        first.stopped.append("budget: no second (pseudo-label) round")
+        return first
     second.histories = first.histories + second.histories
     second.train_seconds += first.train_seconds
     second.predict_seconds += first.predict_seconds

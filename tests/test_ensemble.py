@@ -148,6 +148,24 @@ def test_budget_stops_adding_members_and_the_run_keeps_the_ones_it_has(monkeypat
     assert result.stopped == [lines[-1]] and "not training member 3 or later" in lines[-1]
 
 
+def test_a_pseudo_label_round_past_the_budget_leaves_the_first_rounds_members(monkeypatch):
+    clock = Clock(10.0)
+    monkeypatch.setattr(ensemble.time, "time", clock)
+    fit = constant_members([1, 7])  # the first round reads every image as a 1, sure enough to teach
+
+    def slow_fit(*args, **kwargs):
+        clock.now += clock.step
+        return fit(*args, **kwargs)
+
+    monkeypatch.setattr(train, "fit_members", slow_fit)
+    images, labels, lines = np.zeros((20, 28, 28, 1), np.float32), np.full(20, 1), []
+    # the first round's one member ends at 1010; a second round's would end at 1020, past 1015
+    result = ensemble.train_members(dataclasses.replace(TINY, pseudo=0.5), images, labels, images[:2],
+                                    (images[:4], np.full(4, 1)), log=lines.append, deadline=1015.0)
+    assert result.first_round is None and result.member_accuracy == [1.0]
+    assert result.stopped == ["budget: no second (pseudo-label) round"] and "no second round" in lines[-1]
+
+
 class FakeModel:
     stop_training = False
 
