@@ -114,8 +114,7 @@ def run(config, source: data.Source, out_dir, log=print, plots=True) -> dict:
         **({} if result.first_round is None else {"first_round_holdout_accuracy": {
             "members": result.first_round.member_accuracy, "ensemble": result.first_round.ensemble_accuracy}}),
         "seconds": seconds,
-        "members_trained": len(result.histories) - (0 if result.first_round is None else
-                                                    len(result.first_round.histories)),
+        "members_trained": len(result.member_indices),
         "estimated_train_seconds": None if result.estimate_seconds is None else round(result.estimate_seconds, 1),
         "budget_stops": result.stopped,
         "images_per_second": round(result.images_per_second, 1),

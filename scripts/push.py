@@ -27,6 +27,7 @@ import time
 
 from digit_recognizer.config import PRESETS
 from kaggle_api import COMPETITION, KaggleError, NoAnswer, call, connect, owner_from_credentials, set_http_timeout
+import ledger
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -215,7 +216,6 @@ class KaggleSteps:
 
     def unscored(self):
         """The latest ledger line whose submission was sent but not scored (scoring failed or was cut short)."""
-        import ledger
         path = self.runs / "ledger.jsonl"
         try:
             rows = ledger.read(path) if path.is_file() else []  # a run's last line: one scored later is done
@@ -224,7 +224,6 @@ class KaggleSteps:
         return next((row for row in reversed(rows) if row.get("submission_ref") and row["public_score"] is None), None)
 
     def record(self, row: dict):
-        import ledger
         ledger.append(self.runs / "ledger.jsonl", row)
         print(f"recorded in {self.runs / 'ledger.jsonl'}")
 
