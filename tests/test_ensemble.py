@@ -130,16 +130,19 @@ class Clock:
         return self.now
 
 
-def test_budget_stops_adding_members_and_the_run_keeps_the_ones_it_has(monkeypatch):
-    clock = Clock(10.0)
+def ten_seconds_a_fit(monkeypatch, digits):
+    """constant_members(digits) as train.fit_members, each call moving the ensemble's clock 10 s on from 1000."""
+    clock, fit = Clock(10.0), constant_members(digits)
     monkeypatch.setattr(ensemble.time, "time", clock)
-    fit = constant_members([1, 1, 7, 7])
 
     def slow_fit(*args, **kwargs):
         clock.now += clock.step
         return fit(*args, **kwargs)
-
     monkeypatch.setattr(train, "fit_members", slow_fit)
+
+
+def test_budget_stops_adding_members_and_the_run_keeps_the_ones_it_has(monkeypatch):
+    ten_seconds_a_fit(monkeypatch, [1, 1, 7, 7])
     images, labels, lines = np.zeros((20, 28, 28, 1), np.float32), np.full(20, 1), []
     result = ensemble.train_ensemble(dataclasses.replace(TINY, members=4), images, labels, images[:2],
                                      (images[:4], np.full(4, 1)), log=lines.append, deadline=1025.0)
@@ -149,15 +152,7 @@ def test_budget_stops_adding_members_and_the_run_keeps_the_ones_it_has(monkeypat
 
 
 def test_a_pseudo_label_round_past_the_budget_leaves_the_first_rounds_members(monkeypatch):
-    clock = Clock(10.0)
-    monkeypatch.setattr(ensemble.time, "time", clock)
-    fit = constant_members([1, 7])  # the first round reads every image as a 1, sure enough to teach
-
-    def slow_fit(*args, **kwargs):
-        clock.now += clock.step
-        return fit(*args, **kwargs)
-
-    monkeypatch.setattr(train, "fit_members", slow_fit)
+    ten_seconds_a_fit(monkeypatch, [1, 7])  # the first round reads every image as a 1, sure enough to teach
     images, labels, lines = np.zeros((20, 28, 28, 1), np.float32), np.full(20, 1), []
     # the first round's one member ends at 1010; a second round's would end at 1020, past 1015
     result = ensemble.train_members(dataclasses.replace(TINY, pseudo=0.5), images, labels, images[:2],
