@@ -33,7 +33,7 @@ class Share:
     """What one process trained: its members and its account of the budget."""
     members: list
     device: str
-    estimate_seconds: float | None = None  # its groups' training, estimated from the first group's epochs
+    estimate_seconds: float | None = None  # its groups' training and predicting, foreseen from its first epochs
     group_seconds: float | None = None  # the last group's training and prediction
     stopped: list = dataclasses.field(default_factory=list)  # each time the budget cut its training short, why
 
@@ -54,7 +54,7 @@ class Result:
     predict_seconds: float = 0.0  # predicting test and hold-out, all members together
     # with --pseudo, the first round's Result (the fields above are the second's), to tell what the round gained
     first_round: "Result | None" = None
-    estimate_seconds: float | None = None  # the training time foreseen from the first epochs (slowest worker)
+    estimate_seconds: float | None = None  # training and predictions, foreseen from the first epochs (slowest worker)
     group_seconds: float | None = None  # the slowest worker's last group, training and prediction
     stopped: list = dataclasses.field(default_factory=list)  # each time the budget left members out, why
     member_indices: list = dataclasses.field(default_factory=list)  # the members' numbers k, in order

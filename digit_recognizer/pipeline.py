@@ -115,7 +115,8 @@ def run(config, source: data.Source, out_dir, log=print, plots=True) -> dict:
             "members": result.first_round.member_accuracy, "ensemble": result.first_round.ensemble_accuracy}}),
         "seconds": seconds,
         "members_trained": len(result.member_indices),
-        "estimated_train_seconds": None if result.estimate_seconds is None else round(result.estimate_seconds, 1),
+        "estimated_train_predict_seconds": (None if result.estimate_seconds is None
+                                            else round(result.estimate_seconds, 1)),
         "budget_stops": result.stopped,
         "images_per_second": round(result.images_per_second, 1),
         "peak_memory_mb": round(peak_memory_mb(), 1),

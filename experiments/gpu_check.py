@@ -3,8 +3,8 @@ no TensorFlow or internet (a lent one; `experiments/gpu_checks.sh check OUT` run
 
   1. `bn` at --members-per-step 1, 4 and 16: member-images per second (members x rows / steady epoch seconds);
   2. one member of the `gpu` preset's family (m5 at its batch), and the preset's own step of two members;
-  3. the budget model: a short `gpu` preset run through the pipeline, the training time its first epochs foresaw
-     against the time it took; then what the whole `gpu` preset would take on this device.
+  3. the budget model: a short `gpu` preset run through the pipeline, the training and prediction time its first
+     epochs foresaw against the time they took; then what the whole `gpu` preset would take on this device.
 
 Stages run in that order while --minutes allow; the row (OUT/results.jsonl) is rewritten after each, so a run cut
 short still brings back what it measured. `--quick` runs the same code at toy sizes (on this CPU: a test).
@@ -103,7 +103,8 @@ def main(argv=None) -> int:
         source = data.find_data(quick_copy(args.data_dir, out / "data", rows) if args.quick else args.data_dir)
         summary = pipeline.run(short, source, out / "run", plots=False)
         row["budget_model"] = {"members": short.members, "epochs": short.epochs,
-                               "estimated_train_s": summary["estimated_train_seconds"],
+                               "estimated_s": summary["estimated_train_predict_seconds"],
+                               "measured_s": round(summary["seconds"]["train"] + summary["seconds"]["predict"], 1),
                                "measured_train_s": summary["seconds"]["train"],
                                "total_s": summary["seconds"]["total"],
                                "holdout_accuracy": summary["ensemble_holdout_accuracy"]}
