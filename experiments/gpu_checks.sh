@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Issue 4's GPU checks, prepared here to run there as one command each: the whole `full` preset (3 `bn` + 3 `deep`
-# members, 15 epochs, TTA) timed on one GPU, for the 2×T4 sizing in the README (`run`), and out-of-fold members,
-# the measure that ranks recipes here, trained there (`oof`). It is meant for a machine with a GPU and JAX but neither
-# TensorFlow nor internet access, as this workplace's lent machines are: Keras travels as wheels, the replica
-# as a copy, and the code runs under KERAS_BACKEND=jax. Time there is short (minutes), so everything is
-# prepared here and the run is one command.
+# The GPU checks, prepared here to run there as one command each: members per step, the `gpu` preset's family and
+# the budget's forecast (`check`); the whole `full` preset (3 `bn` + 3 `deep` members, 15 epochs, TTA) timed on one
+# GPU (`run`); out-of-fold members, the measure that ranks recipes here, trained there (`oof`). It is meant for a
+# machine with a GPU and JAX but neither TensorFlow nor internet access, as this workplace's lent machines are:
+# Keras travels as wheels, the replica as a copy, and the code runs under KERAS_BACKEND=jax. Time there is short
+# (minutes), so everything is prepared here and the run is one command.
 #
 #   experiments/gpu_checks.sh prepare          # here: .whl/ (keras, namex, optree), .data/ (the replica)
 #   experiments/gpu_checks.sh check OUT        # there: experiments/gpu_check.py (members per step, the gpu
