@@ -8,6 +8,7 @@ on their own and in member order, so the ensemble is the same average.
 """
 
 import dataclasses
+import functools
 import time
 
 import keras
@@ -61,22 +62,26 @@ class Result:
     workers: int = 1  # processes that trained them
 
 
+def duration(seconds: float) -> str:
+    return f"{seconds / 60:.1f} min" if seconds >= 120 else f"{seconds:.0f} s"
+
+
 def accuracy(probabilities: np.ndarray, labels: np.ndarray) -> float:
     return float(np.mean(np.argmax(probabilities, axis=1) == labels))
 
 
 class Budget(keras.callbacks.Callback):
-    """Times a group's epochs. After the first group's second epoch (the first also compiles) it says how long
-    this process's groups will take; at any epoch's end it stops training when another epoch and the group's
-    predictions would end past `deadline` (time.time()): a member cut short still predicts, a run killed at its
-    session's end writes nothing. `predicting` is the images the group will predict per image it trains on in an
-    epoch; a prediction costs about a third of a training step (forward only)."""
+    """Times a group's epochs. After the second (the first also compiles) it hands `foresee` the epochs, the
+    first epoch's seconds, a steady epoch's and the whole group's, predictions included. At any epoch's end it
+    stops training when another epoch and the group's predictions would end past `deadline` (time.time()): a
+    member cut short still predicts, a run killed at its session's end writes nothing. `predicting` is the
+    images the group will predict per image it trains on in an epoch; a prediction costs about a third of a
+    training step (forward only)."""
 
-    def __init__(self, deadline, groups: int, rounds: int, log, foresee: bool, predicting: float = 0.0):
+    def __init__(self, deadline, log, foresee=None, predicting: float = 0.0):
         super().__init__()
-        self.deadline, self.groups, self.rounds, self.log, self.foresee = deadline, groups, rounds, log, foresee
-        self.predicting = predicting
-        self.seconds, self.estimate, self.stopped = [], None, None
+        self.deadline, self.log, self.foresee, self.predicting = deadline, log, foresee, predicting
+        self.seconds, self.stopped = [], None
 
     def on_epoch_begin(self, epoch, logs=None):
         self.begun = time.time()
@@ -87,13 +92,7 @@ class Budget(keras.callbacks.Callback):
         predict = self.seconds[-1] * self.predicting / 3
         if self.foresee and len(self.seconds) == min(2, epochs):
             first, steady = self.seconds[0], self.seconds[-1]
-            # every group builds and compiles its own model, so each pays the first epoch's extra
-            self.estimate = (first + steady * (epochs - 1) + predict) * self.groups * self.rounds
-            rounds = " (two rounds: --pseudo)" if self.rounds == 2 else ""
-            total = f"{self.estimate / 60:.1f} min" if self.estimate >= 120 else f"{self.estimate:.0f} s"
-            self.log(f"budget: an epoch takes {steady:.1f} s here (the first {first:.1f} s); {self.groups} "
-                     f"group(s) of {epochs} epochs{rounds} will train and predict for about {total}, if each "
-                     "group is as fast as this one")
+            self.foresee(epochs, first, steady, first + steady * (epochs - 1) + predict)
         if self.deadline and epoch + 1 < epochs and time.time() + self.seconds[-1] + predict > self.deadline:
             self.model.stop_training = True
             self.stopped = f"budget: stopped training after epoch {epoch + 1} of {epochs}: another would end past it"
@@ -103,15 +102,32 @@ class Budget(keras.callbacks.Callback):
 def train_share(config, groups, images, labels, test_images, holdout=None, log=print, deadline=None,
                 group_seconds=None) -> Share:
     """Trains `groups` (lists of member numbers) one after another in this process, each group side by side
-    (train.fit_members), and predicts with each member. With `deadline`, a group that would end past it (by the
-    last group's time, `group_seconds` before the first) is not started."""
+    (train.fit_members), and predicts with each member. Families differ in speed, so groups are timed by kind
+    (their families): the first group of each kind says how long all the groups will take. With `deadline`, a
+    group that would end past it (by its kind's last time, else the last group's, else `group_seconds`) is not
+    started."""
     device, opened = devices.accelerator(), time.time()
     share = Share([], device, group_seconds=group_seconds)
-    for number, group in enumerate(groups):
-        if deadline and share.group_seconds and time.time() + share.group_seconds > deadline:
+    kinds = [tuple(family for family, _ in configuration.member_specs(config, group)) for group in groups]
+    foreseen, took = {}, {}  # a kind of group -> its seconds foreseen by its first group, measured by its last
+    rounds = 2 if config.pseudo else 1
+
+    def foresee(kind, epochs, first, steady, seconds):
+        foreseen[kind] = seconds
+        # every group builds and compiles its own model, so each pays the first epoch's extra
+        total = share.estimate_seconds = rounds * sum(foreseen.get(other, seconds) for other in kinds)
+        untimed = [" + ".join(other) for other in dict.fromkeys(kinds) if other not in foreseen]
+        log(f"budget: an epoch of {' + '.join(kind)} takes {steady:.1f} s here (the first {first:.1f} s); "
+            f"{len(groups)} group(s) of {epochs} epochs" + (" (two rounds: --pseudo)" if rounds == 2 else "")
+            + f" will train and predict for about {duration(total)}"
+            + (f" (groups of {', '.join(untimed)} not timed yet: counted as this one)" if untimed else ""))
+
+    for number, (group, kind) in enumerate(zip(groups, kinds)):
+        expected = took.get(kind, share.group_seconds)
+        if deadline and expected and time.time() + expected > deadline:
             named = "member" + ("s " if len(group) > 1 else " ") + ", ".join(str(m + 1) for m in group)
             share.stopped.append(f"budget: not training {named} or later ones: a group takes about "
-                                 f"{share.group_seconds / 60:.1f} min and would end past the budget")
+                                 f"{duration(expected)} and would end past the budget")
             log(share.stopped[-1])
             break
         began = time.time()
@@ -123,11 +139,10 @@ def train_share(config, groups, images, labels, test_images, holdout=None, log=p
             log(f"member {m + 1}/{config.members}: {family}, seed {seed}, {len(kept)} training rows")
         views = 1 + config.tta
         predicting = views * (len(test_images) + (0 if holdout is None else len(holdout[0]))) / len(kept)
-        clock = Budget(deadline, len(groups), 2 if config.pseudo else 1, log, number == 0, predicting)
+        clock = Budget(deadline, log, None if kind in foreseen else functools.partial(foresee, kind), predicting)
         nets, histories = train.fit_members(config, images[kept], labels[kept], specs, validation, device,
                                             monitor=holdout, callbacks=[clock])
         fit_seconds = time.time() - began
-        share.estimate_seconds = share.estimate_seconds or clock.estimate
         share.stopped += [clock.stopped] if clock.stopped else []
         for m, net, history in zip(group, nets, histories):
             started = time.time()
@@ -138,11 +153,12 @@ def train_share(config, groups, images, labels, test_images, holdout=None, log=p
             share.members.append(Member(m, tested, held, history, fit_seconds / len(group),
                                         time.time() - started, len(kept) * len(history["loss"])))
         keras.backend.clear_session()  # free the graph before the next group
-        share.group_seconds = time.time() - began
-        spent, left = time.time() - opened, len(groups) - number - 1
-        if left:  # families differ in speed: the forecast from the groups done so far
-            log(f"budget: {number + 1} of {len(groups)} groups in {spent / 60:.1f} min; the other {left} at this "
-                f"pace: about {spent / (number + 1) * left / 60:.1f} min more")
+        share.group_seconds = took[kind] = time.time() - began
+        spent, rest = time.time() - opened, kinds[number + 1:]
+        if rest:
+            more = sum(took.get(other, spent / (number + 1)) for other in rest)
+            log(f"budget: {number + 1} of {len(groups)} groups in {spent / 60:.1f} min; the other {len(rest)} at "
+                f"the pace of their kind so far: about {duration(more)} more")
     return share
 
 

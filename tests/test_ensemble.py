@@ -49,8 +49,6 @@ def test_members_alternate_families_and_seeds(monkeypatch):
     assert seen == [("bn", 42, True, True), ("deep", 1042, True, True), ("bn", 2042, True, True)]
 
 
-
-
 def test_pseudo_labels_add_confident_test_images(monkeypatch):
     trained_on = []
 
@@ -180,25 +178,60 @@ def epochs_of(budget, clock, seconds):
     return ended
 
 
-def test_budget_callback_foresees_the_run(monkeypatch):
-    clock, lines = Clock(0), []
+def test_budget_callback_foresees_the_group(monkeypatch):
+    clock, foreseen = Clock(0), []
     monkeypatch.setattr(ensemble.time, "time", clock)
     # predicting 0.6 images per image trained: 0.6 / 3 of an epoch's time, 2 s
-    budget = ensemble.Budget(None, groups=3, rounds=1, log=lines.append, foresee=True, predicting=0.6)
-    assert epochs_of(budget, clock, [20.0, 10.0]) == 2  # the first epoch compiles
-    assert budget.estimate == (20 + 10 * 4 + 2) * 3  # three groups, each compiling in its first epoch
-    assert "will train and predict for about 3.1 min" in lines[0] and budget.stopped is None
+    budget = ensemble.Budget(None, log=print, foresee=lambda *timed: foreseen.append(timed), predicting=0.6)
+    assert epochs_of(budget, clock, [20.0, 10.0, 10.0]) == 3 and budget.stopped is None
+    assert foreseen == [(5, 20.0, 10.0, 20 + 10 * 4 + 2)]  # once, after the second epoch: the first compiles
+
+
+def timed_fit(clock, seconds: dict):
+    """train.fit_members whose epochs take seconds[family] for each member of the group on the ensemble's clock,
+    run through the callbacks as fit would; every member reads every image as a 1."""
+    def fit(config, images, labels, members, validation, device, monitor=None, callbacks=()):
+        for callback in callbacks:
+            callback.set_model(FakeModel())
+            callback.params = {"epochs": config.epochs}
+        for epoch in range(config.epochs):
+            for callback in callbacks:
+                callback.on_epoch_begin(epoch)
+            clock.now += sum(seconds[family] for family, _ in members)
+            for callback in callbacks:
+                callback.on_epoch_end(epoch)
+        return [Constant(1)] * len(members), [{"loss": [0.0] * config.epochs}] * len(members)
+    return fit
+
+
+def test_budget_times_each_family_and_skips_the_group_its_own_pace_would_overrun(monkeypatch):
+    clock, lines = Clock(0), []
+    monkeypatch.setattr(ensemble.time, "time", clock)
+    monkeypatch.setattr(train, "fit_members", timed_fit(clock, {"bn": 10.0, "deep": 30.0}))
+    config = dataclasses.replace(TINY, model="bn+deep", members=4, epochs=3)
+    images, labels = np.zeros((30, 28, 28, 1), np.float32), np.full(30, 1)
+    # bn groups take 30 s, deep ones 90 s, from 1000: bn to 1030, deep to 1120, bn to 1150; the last deep group
+    # would end at 1240, past 1200 (by the last group's pace, bn's, it would have seemed to fit)
+    result = ensemble.train_ensemble(config, images, labels, images[:3], log=lines.append, deadline=1200.0)
+    assert result.member_indices == [0, 1, 2] and "not training member 4" in result.stopped[0]
+    foreseen = [line for line in lines if "will train and predict" in line]
+    # a group's predictions: 3 test images per 30 trained at a third of the time: an epoch's 1/30
+    assert len(foreseen) == 2 and "groups of deep not timed yet" in foreseen[0] and "about 2.0 min" in foreseen[0]
+    assert "an epoch of deep takes 30.0 s" in foreseen[1] and "not timed" not in foreseen[1]
+    assert result.estimate_seconds == pytest.approx(2 * (30 + 10 / 30) + 2 * (90 + 30 / 30))
+    paces = [line for line in lines if "at the pace of their kind" in line]
+    assert "about 90 s more" in paces[0] and "about 2.0 min more" in paces[1]
 
 
 def test_budget_callback_stops_before_an_epoch_and_predictions_would_overrun(monkeypatch):
     clock = Clock(0)
     monkeypatch.setattr(ensemble.time, "time", clock)
     # at 1020, another epoch (10 s) ends by 1030, but its predictions (2 s) would end past 1031
-    budget = ensemble.Budget(1031.0, groups=1, rounds=1, log=lambda line: None, foresee=False, predicting=0.6)
+    budget = ensemble.Budget(1031.0, log=lambda line: None, predicting=0.6)
     assert epochs_of(budget, clock, [10.0] * 5) == 2
     assert "stopped training after epoch 2 of 5" in budget.stopped
     clock.now = 1000.0  # without predictions to make, that third epoch fits
-    budget = ensemble.Budget(1031.0, groups=1, rounds=1, log=lambda line: None, foresee=False)
+    budget = ensemble.Budget(1031.0, log=lambda line: None)
     assert epochs_of(budget, clock, [10.0] * 5) == 3
 
 
