@@ -9,6 +9,8 @@
 #   experiments/gpu_checks.sh prepare          # here: .whl/ (keras, namex, optree), .data/ (the replica)
 #   experiments/gpu_checks.sh check OUT        # there: experiments/gpu_check.py (members per step, the gpu
 #                                          # preset's family, the budget model) in under ten minutes
+#   experiments/gpu_checks.sh rehearse OUT     # here, before a lent machine's minutes: `check OUT --quick` in a
+#                                          # Python like that machine's (JAX and Keras, no TensorFlow)
 #   experiments/gpu_checks.sh run OUT [ARGS]   # there: log, results row and summary under OUT; ARGS go to
 #                                          # `benchmark.py recipe` (e.g. --members 2 for a shorter check)
 #   experiments/gpu_checks.sh oof OUT JOBS [ARGS]  # there: `benchmark.py oof` with its folds split over JOBS
@@ -30,11 +32,11 @@ cd "$(dirname "$0")/.."
 set_up() {  # keras from the wheels where none is installed (here one is, and the run uses it); the device's name
     mkdir -p "$1"
     export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}  # the package, not installed there
+    export PYTHONUNBUFFERED=1 KERAS_BACKEND=${KERAS_BACKEND:-jax}  # before Keras's import, which reads it
     if ! python3 -c "import keras" 2>/dev/null; then
         python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl
         export PYTHONPATH=/tmp/site:$PYTHONPATH
     fi
-    export PYTHONUNBUFFERED=1 KERAS_BACKEND=${KERAS_BACKEND:-jax}
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$1/device.txt" || true
 }
 
@@ -54,6 +56,16 @@ check)
     out=${2:?"check needs an output folder: experiments/gpu_checks.sh check OUT"}
     set_up "$out"
     python3 experiments/gpu_check.py --data-dir .data --out "$out" "${@:3}" 2>&1 | tee "$out/gpu_check.log"
+    ;;
+rehearse)
+    out=${2:?"rehearse needs an output folder: experiments/gpu_checks.sh rehearse OUT"}
+    # a fresh environment without TensorFlow, so an import of it anywhere fails here and not there. Keras comes
+    # from .whl, but optree from the registry: the carried one is built for that machine's Python
+    venv=/tmp/gpu-rehearsal
+    python3 -m venv --clear "$venv"
+    "$venv/bin/python" -m pip install -q jax numpy pandas scikit-learn matplotlib h5py ml-dtypes rich absl-py \
+        typing-extensions optree .whl/keras-*.whl .whl/namex-*.whl
+    PATH=$venv/bin:$PATH PYTHONPATH= experiments/gpu_checks.sh check "$out" --quick
     ;;
 run)
     out=${2:?"run needs an output folder: experiments/gpu_checks.sh run OUT"}
@@ -89,7 +101,7 @@ oof)
     tar -czf "$out/folds.tar.gz" -C "$saved" $(cd "$saved" && ls fold-*.npz job-*.log 2>/dev/null)
     ;;
 *)
-    echo "usage: experiments/gpu_checks.sh prepare | check OUT | run OUT [benchmark.py recipe arguments] |" \
+    echo "usage: experiments/gpu_checks.sh prepare | check OUT | rehearse OUT | run OUT [benchmark.py recipe arguments] |" \
         "oof OUT JOBS [benchmark.py oof arguments]" >&2
     exit 2
     ;;
