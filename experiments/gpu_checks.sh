@@ -101,8 +101,8 @@ oof)
     tar -czf "$out/folds.tar.gz" -C "$saved" $(cd "$saved" && ls fold-*.npz job-*.log 2>/dev/null)
     ;;
 *)
-    echo "usage: experiments/gpu_checks.sh prepare | check OUT | rehearse OUT | run OUT [benchmark.py recipe arguments] |" \
-        "oof OUT JOBS [benchmark.py oof arguments]" >&2
+    echo "usage: experiments/gpu_checks.sh prepare | check OUT | rehearse OUT |" \
+        "run OUT [benchmark.py recipe arguments] | oof OUT JOBS [benchmark.py oof arguments]" >&2
     exit 2
     ;;
 esac
