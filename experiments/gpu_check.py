@@ -7,7 +7,8 @@ no TensorFlow or internet (a lent one; `experiments/gpu_checks.sh check OUT` run
      epochs foresaw against the time they took; then what the whole `gpu` preset would take on this device.
 
 Stages run in that order while --minutes allow; the row (OUT/results.jsonl) is rewritten after each, so a run cut
-short still brings back what it measured. `--quick` runs the same code at toy sizes (on this CPU: a test).
+short still brings back what it measured. `--quick` runs the same code at toy sizes (on this CPU: a test);
+`--bn-only --rows 8600 --steps 1,2,4,8` measures stage 1 alone on any device, a CPU too.
 """
 
 import argparse
@@ -62,6 +63,10 @@ def main(argv=None) -> int:
     parser.add_argument("--out", required=True, help="folder for results.jsonl and the run's output")
     parser.add_argument("--minutes", type=float, default=8.0, help="no stage starts past this")
     parser.add_argument("--quick", action="store_true", help="toy sizes: a check of the script, not of a GPU")
+    parser.add_argument("--rows", type=int, help="training rows the stages time (37,800; --quick: 256)")
+    parser.add_argument("--steps", type=lambda text: [int(k) for k in text.split(",")],
+                        help="members per step for `bn` (1,4,16; --quick: 1,2)")
+    parser.add_argument("--bn-only", action="store_true", help="only stage 1: members per step on any device")
     args = parser.parse_args(argv)
     started = time.time()
     out = pathlib.Path(args.out)
@@ -70,7 +75,8 @@ def main(argv=None) -> int:
     from digit_recognizer import config as configuration, data, devices, pipeline
     pipeline.import_training()  # Keras and its backend, without TensorFlow's C++ start-up lines
     import keras
-    rows, epochs, steps = (256, 2, (1, 2)) if args.quick else (37_800, 3, (1, 4, 16))
+    rows, epochs, steps = (256, 2, [1, 2]) if args.quick else (37_800, 3, [1, 4, 16])
+    rows, steps = args.rows or rows, args.steps or steps
     device = devices.accelerator()
     row = {"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)), "check": "gpu", "quick": args.quick,
            "backend": keras.backend.backend(), "keras": keras.__version__, "device": device,
@@ -93,10 +99,10 @@ def main(argv=None) -> int:
             save("bn")
     row["gpu_family"] = []
     for members in sorted({1, recipe.members_per_step}):
-        if time_left():
+        if time_left() and not args.bn_only:
             row["gpu_family"].append(steady_rate(recipe, images, labels, members, epochs))
             save("gpu_family")
-    if time_left():
+    if time_left() and not args.bn_only:
         # two groups of the preset's step, a few epochs each, the whole pipeline: read, train, TTA, write
         short = dataclasses.replace(recipe, members=2 * recipe.members_per_step, epochs=epochs, budget_minutes=0,
                                     verbose=0)
