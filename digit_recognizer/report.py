@@ -90,7 +90,8 @@ def worst_errors(images, labels, probabilities, path, count=24):
         axis.axis("off")
     for axis, row in zip(axes.flat, wrong):
         axis.imshow(images[row, :, :, 0], cmap="gray_r")
-        axis.set_title(f"true {labels[row]} said {predicted[row]}\n{probabilities[row, predicted[row]]:.2f}", fontsize=7)
+        sure = probabilities[row, predicted[row]]
+        axis.set_title(f"true {labels[row]} said {predicted[row]}\n{sure:.2f}", fontsize=7)
     figure.suptitle(f"Worst hold-out errors ({len(every_wrong)} in all)", fontsize=9)
     return save(figure, path)
 
