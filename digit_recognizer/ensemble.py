@@ -108,7 +108,8 @@ def train_share(config, groups, images, labels, test_images, holdout=None, log=p
     started."""
     device, opened = devices.accelerator(), time.time()
     share = Share([], device, group_seconds=group_seconds)
-    kinds = [tuple(family for family, _ in configuration.member_specs(config, group)) for group in groups]
+    specs_of = [configuration.member_specs(config, group) for group in groups]  # each member's (family, seed)
+    kinds = [tuple(family for family, _ in specs) for specs in specs_of]
     foreseen, took = {}, {}  # a kind of group -> its seconds foreseen by its first group, measured by its last
     rounds = 2 if config.pseudo else 1
 
@@ -122,7 +123,7 @@ def train_share(config, groups, images, labels, test_images, holdout=None, log=p
             + f" will train and predict for about {duration(total)}"
             + (f" (groups of {', '.join(untimed)} not timed yet: counted as this one)" if untimed else ""))
 
-    for number, (group, kind) in enumerate(zip(groups, kinds)):
+    for number, (group, specs, kind) in enumerate(zip(groups, specs_of, kinds)):
         expected = took.get(kind, share.group_seconds)
         if deadline and expected and time.time() + expected > deadline:
             named = "member" + ("s " if len(group) > 1 else " ") + ", ".join(str(m + 1) for m in group)
@@ -131,7 +132,6 @@ def train_share(config, groups, images, labels, test_images, holdout=None, log=p
             log(share.stopped[-1])
             break
         began = time.time()
-        specs = configuration.member_specs(config, group)
         # one member alone may hold out its own validation rows; side by side they train on the same rows
         kept, checked = data.split(labels, config.validation, specs[0][1], "--validation")
         validation = (images[checked], labels[checked]) if len(checked) else None

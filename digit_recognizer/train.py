@@ -141,5 +141,3 @@ def predict(net, images, tta: int = 0, batch_size: int = 1024) -> np.ndarray:
     """Softmax probabilities, averaged over the images and `tta` one-pixel shifts of them."""
     views = [images] + [np.roll(images, move, axis=(1, 2)) for move in augment.SHIFTS[:tta]]
     return np.mean([net.predict(view, batch_size=batch_size, verbose=0) for view in views], axis=0)
-
-
