@@ -102,7 +102,7 @@ class KaggleSteps:
         if getattr(response, "error", ""):
             raise KaggleError(f"push: Kaggle refused the kernel: {response.error}")
         stamp["version"] = response.version_number
-        print(f"pushed {self.kernel()} version {response.version_number} (bundle {digest}): {response.url}")
+        print(f"pushed {kernel} version {response.version_number} (bundle {digest}): {response.url}")
         return stamp
 
     def within_grace(self, look):
@@ -118,19 +118,21 @@ class KaggleSteps:
     def started_without_answer(self, stamp: dict, error: NoAnswer) -> dict:
         """A push that got no answer may still have started a run: look for one rather than push again, which
         would start a second GPU session."""
+        kernel = stamp["kernel"]
+
         def running():
             try:
-                status = self.api_call("status", "kernels_status", self.kernel()).status
+                status = self.api_call("status", "kernels_status", kernel).status
             except KaggleError:  # no kernel yet (404), or no answer either
                 return None
             return status.name if getattr(status, "name", None) in ("QUEUED", "RUNNING") else None
 
         status = self.within_grace(running)
         if status is None:
-            raise KaggleError(f"{error}, and no run of {self.kernel()} started within {self.options.stale_grace:.0f} "
+            raise KaggleError(f"{error}, and no run of {kernel} started within {self.options.stale_grace:.0f} "
                               f"s; not sent again (a second push would start a second GPU session): look at "
-                              f"https://www.kaggle.com/code/{self.kernel()}, then push again if nothing runs")
-        print(f"{error}, but {self.kernel()} is now {status}: taking that run as this push (not sent again)")
+                              f"https://www.kaggle.com/code/{kernel}, then push again if nothing runs")
+        print(f"{error}, but {kernel} is now {status}: taking that run as this push (not sent again)")
         return dict(stamp, version=None)
 
     def wait(self) -> str:
