@@ -40,7 +40,7 @@ class Config:
     tta: int = 4  # test-time augmentation: extra predictions on copies shifted by one pixel (0, 4 or 8)
     pseudo: float = 0.0  # a second round also trains on test images the first ensemble is this sure of (0 = off)
     label_smoothing: float = 0.0  # share of each target spread over the other classes (0 = plain cross-entropy)
-    ema: float = 0.0  # momentum of a moving average of the weights, swapped in after training (0 = off)
+    ema: float = 0.0  # momentum of a moving average of the weights, swapped in after fit (0 = off; less in short fits)
     deterministic: bool = False  # seeds plus op determinism: same submission byte for byte; off lets XLA compile
     limit: int = 0  # use only the first N training rows (0 = all); for smoke runs
     seed: int = 42  # seeds each member's split, initialisation, shuffling and augmentation (member k: seed + 1000k)

@@ -137,6 +137,8 @@ def train_share(config, groups, images, labels, test_images, holdout=None, log=p
         validation = (images[checked], labels[checked]) if len(checked) else None
         for m, (family, seed) in zip(group, specs):
             log(f"member {m + 1}/{config.members}: {family}, seed {seed}, {len(kept)} training rows")
+        if number == 0 and (note := train.ema_note(config, len(kept))):
+            log(note)
         views = 1 + config.tta
         predicting = views * (len(test_images) + (0 if holdout is None else len(holdout[0]))) / len(kept)
         clock = Budget(deadline, log, None if kind in foreseen else functools.partial(foresee, kind), predicting)

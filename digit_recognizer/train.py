@@ -45,6 +45,31 @@ def learning_rate(config, steps_per_epoch: int):
     return keras.optimizers.schedules.ExponentialDecay(config.learning_rate, steps_per_epoch, config.decay)
 
 
+def schedule_length(config, rows: int) -> tuple[int, int]:
+    """A fit's epochs and steps per epoch on `rows`: config.epochs, or more where that makes fewer than
+    config.min_steps steps."""
+    per_epoch = -(-rows // config.batch_size)
+    return max(config.epochs, -(-config.min_steps // per_epoch)), per_epoch
+
+
+def averaged_momentum(config, steps: int) -> float:
+    """config.ema for a fit of `steps` steps, capped so that the average spans at most a fifth of them: Keras's
+    moving average has no warm-up, so over a short fit a larger momentum keeps mostly the initial weights
+    (0.999 over 30 steps: 97% the first step's). 0: no average."""
+    return max(0.0, min(config.ema, 1 - 5 / steps))
+
+
+def ema_note(config, rows: int) -> str | None:
+    """The log's line when averaged_momentum caps --ema for a fit on `rows`; else None."""
+    epochs, per_epoch = schedule_length(config, rows)
+    momentum = averaged_momentum(config, epochs * per_epoch)
+    if momentum >= config.ema:
+        return None
+    return (f"ema: --ema {config.ema:g} spans about {1 / (1 - config.ema):.0f} steps, more than a fifth of a "
+            f"member's {epochs * per_epoch}: " + (f"averaging with {momentum:.3g} instead" if momentum else
+                                                  "no average over so few steps"))
+
+
 def make_optimizer(config, rate):
     """Adam or the tutorial's RMSprop at `rate` (a float or a schedule: learning_rate); with `ema`, the weights'
     moving average replaces them at the end of fit."""
@@ -95,8 +120,8 @@ def fit_members(config, images, labels, members, validation=None, device=None, m
     device = device or devices.accelerator()
     devices.set_seeds(members[0][1], config.deterministic)
     keras.config.set_dtype_policy(devices.precision(config, device))
-    steps_per_epoch = -(-len(images) // config.batch_size)
-    config = dataclasses.replace(config, epochs=max(config.epochs, -(-config.min_steps // steps_per_epoch)))
+    epochs, steps_per_epoch = schedule_length(config, len(images))
+    config = dataclasses.replace(config, epochs=epochs, ema=averaged_momentum(config, epochs * steps_per_epoch))
     branches = []
     # built last to first, each after seeding with its own seed: the first member is built last, so the random
     # state fit then draws from is the one it would see alone

@@ -88,6 +88,28 @@ def test_ema_is_an_optimizer_option():
     assert not train.make_optimizer(TINY, 1e-3).use_ema
 
 
+def test_ema_is_capped_to_a_fifth_of_a_short_fit_and_says_so():
+    config = dataclasses.replace(TINY, ema=0.999, batch_size=32)
+    assert train.averaged_momentum(config, steps=50_000) == 0.999  # the gpu preset's fit: as asked
+    assert train.averaged_momentum(config, steps=30) == pytest.approx(1 - 5 / 30)
+    assert train.averaged_momentum(config, steps=4) == 0.0  # too short to average at all
+    assert train.ema_note(config, rows=6000 * 32) is None  # 6,000 steps: 1,000 is less than a fifth
+    assert train.ema_note(dataclasses.replace(config, epochs=3), rows=320) == (
+        "ema: --ema 0.999 spans about 1000 steps, more than a fifth of a member's 30: averaging with 0.833 instead")
+    assert train.ema_note(TINY, rows=320) is None
+
+
+def test_a_short_fit_with_ema_keeps_what_it_learned(sample_frames):
+    """Keras's average has no warm-up: 0.999 over these 30 steps would keep the first step's weights (about a
+    quarter of the training rows right); capped, the member is as good as without the average."""
+    train_frame, _ = sample_frames
+    rows = train_frame.sample(300, random_state=0)
+    images, labels = data.to_images(rows), rows["label"].to_numpy()
+    config = dataclasses.replace(TINY, model="lenet", epochs=3, batch_size=32, ema=0.999)
+    net, _ = train.fit_member(config, images, labels)
+    assert np.mean(train.predict(net, images).argmax(axis=1) == labels) > 0.8
+
+
 def run_script(script: str, **env):
     """Runs `script` in a fresh Python (a backend and its devices are fixed at first import) and expects 'ok'."""
     done = subprocess.run([sys.executable, "-c", script], env=dict(os.environ, **env), capture_output=True,
