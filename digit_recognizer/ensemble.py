@@ -37,6 +37,7 @@ class Share:
     estimate_seconds: float | None = None  # its groups' training and predicting, foreseen from its first epochs
     group_seconds: float | None = None  # the last group's training and prediction
     stopped: list = dataclasses.field(default_factory=list)  # each time the budget cut its training short, why
+    cut_short: list = dataclasses.field(default_factory=list)  # members (k) the budget stopped before their epochs
 
 
 @dataclasses.dataclass
@@ -58,12 +59,18 @@ class Result:
     estimate_seconds: float | None = None  # training and predictions, foreseen from the first epochs (slowest worker)
     group_seconds: float | None = None  # the slowest worker's last group, training and prediction
     stopped: list = dataclasses.field(default_factory=list)  # each time the budget left members out, why
+    cut_short: list = dataclasses.field(default_factory=list)  # members (k) the budget stopped before their epochs
     member_indices: list = dataclasses.field(default_factory=list)  # the members' numbers k, in order
     workers: int = 1  # processes that trained them
 
 
 def duration(seconds: float) -> str:
     return f"{seconds / 60:.1f} min" if seconds >= 120 else f"{seconds:.0f} s"
+
+
+def named(members) -> str:
+    """'member 3' or 'members 3, 4': members k as the log numbers them, from 1."""
+    return "member" + ("s " if len(members) > 1 else " ") + ", ".join(str(m + 1) for m in members)
 
 
 def accuracy(probabilities: np.ndarray, labels: np.ndarray) -> float:
@@ -126,8 +133,7 @@ def train_share(config, groups, images, labels, test_images, holdout=None, log=p
     for number, (group, specs, kind) in enumerate(zip(groups, specs_of, kinds)):
         expected = took.get(kind, share.group_seconds)
         if deadline and expected and time.time() + expected > deadline:
-            named = "member" + ("s " if len(group) > 1 else " ") + ", ".join(str(m + 1) for m in group)
-            share.stopped.append(f"budget: not training {named} or later ones: a group takes about "
+            share.stopped.append(f"budget: not training {named(group)} or later ones: a group takes about "
                                  f"{duration(expected)} and would end past the budget")
             log(share.stopped[-1])
             break
@@ -145,7 +151,9 @@ def train_share(config, groups, images, labels, test_images, holdout=None, log=p
         nets, histories = train.fit_members(config, images[kept], labels[kept], specs, validation, device,
                                             monitor=holdout, callbacks=[clock])
         fit_seconds = time.time() - began
-        share.stopped += [clock.stopped] if clock.stopped else []
+        if clock.stopped:
+            share.stopped.append(clock.stopped)
+            share.cut_short += group
         for m, net, history in zip(group, nets, histories):
             started = time.time()
             tested = train.predict(net, test_images, config.tta)
@@ -199,6 +207,7 @@ def train_ensemble(config, images, labels, test_images, holdout=None, log=print,
         estimate_seconds=max((s.estimate_seconds for s in shares if s.estimate_seconds), default=None),
         group_seconds=max((s.group_seconds for s in shares if s.group_seconds), default=None),
         stopped=[why for share in shares for why in share.stopped],
+        cut_short=sorted(m for share in shares for m in share.cut_short),
         member_indices=[m.index for m in members],
         workers=len(shares),
     )

@@ -115,6 +115,7 @@ def run(config, source: data.Source, out_dir, log=print, plots=True) -> dict:
             "members": result.first_round.member_accuracy, "ensemble": result.first_round.ensemble_accuracy}}),
         "seconds": seconds,
         "members_trained": len(result.member_indices),
+        "members_cut_short": [k + 1 for k in result.cut_short],  # by the budget, before their last epoch
         "estimated_train_predict_seconds": (None if result.estimate_seconds is None
                                             else round(result.estimate_seconds, 1)),
         "budget_stops": result.stopped,
@@ -138,8 +139,9 @@ def run(config, source: data.Source, out_dir, log=print, plots=True) -> dict:
     accuracy = "n/a (no hold-out)" if result.ensemble_accuracy is None else f"{result.ensemble_accuracy:.5f}"
     log(f"hold-out accuracy: {accuracy}; members {[round(a, 5) for a in result.member_accuracy]}")
     if result.stopped:
+        cut = f", {ensemble.named(result.cut_short)} cut short" if result.cut_short else ""
         log(f"budget: {summary['members_trained']} of {config.members} members trained in the "
-            f"{config.budget_minutes:g} minutes; the submission is their average")
+            f"{config.budget_minutes:g} minutes{cut}; the submission is their average")
     log("time: " + ", ".join(f"{phase} {value:.1f} s" for phase, value in seconds.items()))
     log(f"{result.images_per_second:.0f} training images/s on {result.device} ({result.precision}); "
         f"peak memory {summary['peak_memory_mb']:.0f} MB")

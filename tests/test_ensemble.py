@@ -191,16 +191,18 @@ def timed_fit(clock, seconds: dict):
     """train.fit_members whose epochs take seconds[family] for each member of the group on the ensemble's clock,
     run through the callbacks as fit would; every member reads every image as a 1."""
     def fit(config, images, labels, members, validation, device, monitor=None, callbacks=()):
+        net, ended = FakeModel(), 0
         for callback in callbacks:
-            callback.set_model(FakeModel())
+            callback.set_model(net)
             callback.params = {"epochs": config.epochs}
-        for epoch in range(config.epochs):
+        while ended < config.epochs and not net.stop_training:
             for callback in callbacks:
-                callback.on_epoch_begin(epoch)
+                callback.on_epoch_begin(ended)
             clock.now += sum(seconds[family] for family, _ in members)
             for callback in callbacks:
-                callback.on_epoch_end(epoch)
-        return [Constant(1)] * len(members), [{"loss": [0.0] * config.epochs}] * len(members)
+                callback.on_epoch_end(ended)
+            ended += 1
+        return [Constant(1)] * len(members), [{"loss": [0.0] * ended}] * len(members)
     return fit
 
 
@@ -214,6 +216,7 @@ def test_budget_times_each_family_and_skips_the_group_its_own_pace_would_overrun
     # would end at 1240, past 1200 (by the last group's pace, bn's, it would have seemed to fit)
     result = ensemble.train_ensemble(config, images, labels, images[:3], log=lines.append, deadline=1200.0)
     assert result.member_indices == [0, 1, 2] and "not training member 4" in result.stopped[0]
+    assert result.cut_short == []  # each group it started ended in time
     foreseen = [line for line in lines if "will train and predict" in line]
     # a group's predictions: 3 test images per 30 trained at a third of the time: an epoch's 1/30
     assert len(foreseen) == 2 and "groups of deep not timed yet" in foreseen[0] and "about 2.0 min" in foreseen[0]
@@ -221,6 +224,18 @@ def test_budget_times_each_family_and_skips_the_group_its_own_pace_would_overrun
     assert result.estimate_seconds == pytest.approx(2 * (30 + 10 / 30) + 2 * (90 + 30 / 30))
     paces = [line for line in lines if "at the pace of their kind" in line]
     assert "about 90 s more" in paces[0] and "about 2.0 min more" in paces[1]
+
+
+def test_members_the_budget_stops_mid_fit_are_kept_and_named(monkeypatch):
+    clock = Clock(0)
+    monkeypatch.setattr(ensemble.time, "time", clock)
+    monkeypatch.setattr(train, "fit_members", timed_fit(clock, {"bn": 10.0}))
+    config = dataclasses.replace(TINY, model="bn", members=3, members_per_step=2, epochs=3)
+    images, labels = np.zeros((30, 28, 28, 1), np.float32), np.full(30, 1)
+    # members 1 and 2 side by side: an epoch takes 20 s, so at 1020 another would end past 1035
+    result = ensemble.train_ensemble(config, images, labels, images[:3], log=lambda line: None, deadline=1035.0)
+    assert result.member_indices == [0, 1] and result.cut_short == [0, 1]
+    assert "stopped training after epoch 1 of 3" in result.stopped[0] and "not training member 3" in result.stopped[1]
 
 
 def test_budget_callback_stops_before_an_epoch_and_predictions_would_overrun(monkeypatch):

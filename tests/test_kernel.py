@@ -145,12 +145,14 @@ def test_the_readmes_first_command_learns_on_the_demo_sample(tmp_path):
 
 
 def test_a_run_past_its_budget_writes_the_members_it_has(competition_dir, tmp_path):
-    # a budget of 0.06 s: the first member always trains, the second would end past it
-    done = kernel(*TINY_RUN, "--members", "3", "--budget-minutes", "0.001", "--no-plots",
+    # a budget of 0.06 s: the first member always trains (one epoch of two), the second would end past it
+    done = kernel(*TINY_RUN, "--members", "3", "--epochs", "2", "--budget-minutes", "0.001", "--no-plots",
                   "--data-dir", str(competition_dir), "--out", str(tmp_path))
     assert done.returncode == 0, done.stderr[-3000:]
+    assert "budget: stopped training after epoch 1 of 2" in done.stdout
     assert "budget: not training member 2 or later ones" in done.stdout
-    assert "budget: 1 of 3 members trained" in done.stdout
+    assert "budget: 1 of 3 members trained in the 0.001 minutes, member 1 cut short;" in done.stdout
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["members_trained"] == 1 and len(summary["member_holdout_accuracy"]) == 1
+    assert summary["members_cut_short"] == [1]
     assert summary["budget_stops"] and len(pd.read_csv(tmp_path / "submission.csv")) == 40
