@@ -136,12 +136,12 @@ class KaggleSteps:
         return dict(stamp, version=None)
 
     def wait(self) -> str:
-        started, seen_running = time.monotonic(), False
+        started, seen_running, kernel = time.monotonic(), False, self.kernel()
         while True:
             elapsed = time.monotonic() - started
-            response = self.api_call("status", "kernels_status", self.kernel())
+            response = self.api_call("status", "kernels_status", kernel)
             status = getattr(response.status, "name", str(response.status))
-            print(f"[{elapsed:6.0f} s] {self.kernel()}: {status}", flush=True)
+            print(f"[{elapsed:6.0f} s] {kernel}: {status}", flush=True)
             seen_running |= status in ("QUEUED", "RUNNING")
             if status in FINISHED and (seen_running or elapsed >= self.options.stale_grace):
                 if status != "COMPLETE":
