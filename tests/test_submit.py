@@ -1,4 +1,5 @@
 import os
+import pathlib
 
 import numpy as np
 import pandas as pd
@@ -31,7 +32,7 @@ def test_write_is_atomic(tmp_path):
     assert before.decode().splitlines() == ["ImageId,Label", "1,1", "2,2", "3,3"]
 
     def crash(temporary):
-        open(temporary, "w").write("ImageId,Lab")
+        pathlib.Path(temporary).write_text("ImageId,Lab")
         raise RuntimeError("disk full")
 
     with pytest.raises(RuntimeError):
