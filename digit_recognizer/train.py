@@ -137,7 +137,8 @@ def fit_members(config, images, labels, members, validation=None, device=None, m
                 loss=several if len(branches) > 1 else loss_function(config),
                 metrics={name: ["accuracy"] for name in several} if len(branches) > 1 else ["accuracy"])
 
-    def targets(y):  # every branch learns the same labels
+    def targets(y):  # every branch learns the same labels, as int32: JAX warns as it truncates int64
+        y = np.asarray(y, np.int32)
         return {name: y for name in several} if len(branches) > 1 else y
 
     callbacks = schedule_callbacks(config, validation is not None) + list(callbacks)
