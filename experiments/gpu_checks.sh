@@ -59,12 +59,24 @@ check)
     ;;
 rehearse)
     out=${2:?"rehearse needs an output folder: experiments/gpu_checks.sh rehearse OUT"}
-    # a fresh environment without TensorFlow, so an import of it anywhere fails here and not there. Keras comes
-    # from .whl, but optree from the registry: the carried one is built for that machine's Python
-    venv=/tmp/gpu-rehearsal
-    python3 -m venv --clear "$venv"
-    "$venv/bin/python" -m pip install -q jax numpy pandas scikit-learn matplotlib h5py ml-dtypes rich absl-py \
-        typing-extensions optree .whl/keras-*.whl .whl/namex-*.whl
+    # a fresh environment without TensorFlow, so an import of it anywhere fails here and not there; Keras from
+    # .whl. Where this machine has that machine's Python (3.12; REHEARSE_PYTHON names another), its JAX and
+    # numpy too, and the carried optree; else the newest JAX for python3 and optree from the registry
+    venv=/tmp/gpu-rehearsal python=${REHEARSE_PYTHON:-python3}
+    for candidate in python3.12 "$HOME"/.pyenv/versions/3.12*/bin/python3.12; do
+        if [ -z "${REHEARSE_PYTHON:-}" ] && "$candidate" -c pass 2>/dev/null; then python=$candidate; break; fi
+    done
+    if "$python" -c "import sys; sys.exit(sys.version_info[:2] != (3, 12))"; then
+        pins=("jax==0.11.2" "numpy==2.5.2" .whl/optree-*.whl)
+    else
+        pins=(jax numpy optree)
+    fi
+    "$python" -m venv --clear "$venv"
+    "$venv/bin/python" -m pip install -q "${pins[@]}" pandas scikit-learn matplotlib h5py ml-dtypes rich absl-py \
+        typing-extensions .whl/keras-*.whl .whl/namex-*.whl
+    KERAS_BACKEND=jax "$venv/bin/python" -c "import sys, jax, numpy, keras
+print('rehearsing with Python', sys.version.split()[0], 'JAX', jax.__version__, 'numpy', numpy.__version__,
+      'Keras', keras.__version__)"
     PATH=$venv/bin:$PATH PYTHONPATH= experiments/gpu_checks.sh check "$out" --quick
     ;;
 run)
