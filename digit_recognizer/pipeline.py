@@ -44,17 +44,30 @@ def import_training():
     return ensemble
 
 
+def write_npz(path, **arrays) -> pathlib.Path:
+    """A compressed npz, written atomically."""
+    def write(temporary):
+        with open(temporary, "wb") as handle:  # a handle: np.savez would add .npz to the temporary name
+            np.savez_compressed(handle, **arrays)
+    return submit.write_atomic(path, write)
+
+
 def write_member_predictions(path, config, members, rows, labels, indices=None, **extra) -> pathlib.Path:
     """An npz of rows (their numbers in train), labels, each member's family and softmax (members, rows, 10),
     written atomically: what `experiments/benchmark.py pool` reads, so members can be weighed, subset or pooled with
     other runs' without training again. `indices`: the members' numbers, where a budget left some out."""
     names = [configuration.member_family(config, m) for m in (indices or range(len(members)))]
+    return write_npz(path, rows=rows, labels=labels, families=np.array(names),
+                     members=np.array(members, np.float32), **extra)
 
-    def write(temporary):
-        with open(temporary, "wb") as handle:  # a handle: np.savez would add .npz to the temporary name
-            np.savez_compressed(handle, rows=rows, labels=labels, families=np.array(names),
-                                members=np.array(members, np.float32), **extra)
-    return submit.write_atomic(path, write)
+
+def write_test_probabilities(out_dir, config, result) -> pathlib.Path:
+    """test_probabilities.npz: the ensemble's average softmax on the test images and each of its members' family
+    and seed, so several runs (Kaggle sessions) blend into one submission: scripts/blend.py."""
+    families, seeds = zip(*configuration.member_specs(config, result.member_indices))
+    return write_npz(pathlib.Path(out_dir) / "test_probabilities.npz",
+                     probabilities=result.test_probabilities.astype(np.float32), families=np.array(families),
+                     seeds=np.array(seeds))
 
 
 def write_holdout_predictions(out_dir, config, result, rows, labels) -> pathlib.Path:
@@ -127,6 +140,7 @@ def run(config, source: data.Source, out_dir, log=print, plots=True) -> dict:
         "bundle_hash": report.bundle_hash(),
         "submission": str(path),
     }
+    summary["test_probabilities"] = write_test_probabilities(out_dir, config, result).name
     if holdout is not None:
         summary["holdout_predictions"] = write_holdout_predictions(out_dir, config, result, held, holdout[1]).name
     lap("write")

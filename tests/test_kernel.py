@@ -51,6 +51,9 @@ def test_fast_run_writes_a_valid_submission(competition_dir, tmp_path):
     assert np.array_equal(saved["labels"], train_labels[saved["rows"]])
     recomputed = np.mean(saved["members"].mean(axis=0).argmax(axis=1) == saved["labels"])
     assert abs(recomputed - summary["ensemble_holdout_accuracy"]) < 1e-9
+    tested = np.load(out / summary["test_probabilities"])  # what scripts/blend.py reads
+    assert np.array_equal(tested["probabilities"].argmax(axis=1), frame["Label"].to_numpy())
+    assert tested["families"].tolist() == [PRESETS["fast"].model] and tested["seeds"].tolist() == [7]
 
 
 def test_no_plots(competition_dir, tmp_path):

@@ -1,0 +1,54 @@
+import types
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import blend
+from digit_recognizer import pipeline
+from digit_recognizer.config import Config
+
+
+def run_folder(folder, digits, seed=42, members=(0,)):
+    """A run's folder as the kernel leaves it: test_probabilities.npz for test images read as `digits`."""
+    folder.mkdir(parents=True)
+    result = types.SimpleNamespace(test_probabilities=np.eye(10)[digits], member_indices=list(members))
+    pipeline.write_test_probabilities(folder, Config(model="bn", seed=seed), result)
+    return folder
+
+
+def test_runs_blend_weighed_by_their_members(tmp_path, capsys):
+    one = run_folder(tmp_path / "a", [1, 2, 3], members=(0,))
+    three = run_folder(tmp_path / "b" / "output", [1, 5, 5], seed=50042, members=(0, 1, 2))
+    assert blend.main([str(one), str(tmp_path / "b"), "--out", str(tmp_path / "blend.csv")]) == 0
+    # image 3: one member says 3, three say 5
+    assert pd.read_csv(tmp_path / "blend.csv")["Label"].tolist() == [1, 5, 5]
+    probabilities, runs = blend.blend([one / blend.NAME, three / blend.NAME])
+    assert np.allclose(probabilities[1], (np.eye(10)[2] + 3 * np.eye(10)[5]) / 4)
+    assert [len(run["members"]) for run in runs] == [1, 3]
+    assert "2 runs, 4 members" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("second, message", [
+    ({"digits": [1, 2, 3, 4]}, "test sets of different sizes"),
+    ({"digits": [1, 2, 3], "members": (1, 0)}, "both trained a bn member with seed 42: near copies"),
+])
+def test_runs_that_cannot_blend_are_refused(tmp_path, capsys, second, message):
+    first = run_folder(tmp_path / "a", [1, 2, 3], members=(0,))
+    other = run_folder(tmp_path / "b", **second)
+    assert blend.main([str(first), str(other), "--out", str(tmp_path / "blend.csv")]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("error: ") and message in error and len(error.splitlines()) == 1
+    assert not (tmp_path / "blend.csv").exists()
+
+
+def test_a_folder_without_a_run_or_with_a_broken_file_is_named(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    assert blend.main([str(tmp_path / "empty")]) == 2
+    assert "no test_probabilities.npz in it" in capsys.readouterr().err
+    one = run_folder(tmp_path / "a", [1, 2, 3])
+    assert blend.main([str(one), str(one / blend.NAME)]) == 2
+    assert "given twice" in capsys.readouterr().err
+    (tmp_path / "broken.npz").write_text("not a zip")
+    assert blend.main([str(tmp_path / "broken.npz")]) == 2
+    assert "not a run's test_probabilities.npz" in capsys.readouterr().err
