@@ -76,6 +76,27 @@ def blend(paths: list) -> tuple[np.ndarray, list]:
     return sum(run["probabilities"] * len(run["members"]) for run in runs) / total, runs
 
 
+def holdout_line(paths: list) -> str | None:
+    """Each run's hold-out accuracy and the blend's, where every run left holdout_predictions.npz beside its
+    test predictions for the same rows (the same --holdout-seed); else None."""
+    held = []
+    for path in paths:
+        try:
+            with np.load(path.with_name("holdout_predictions.npz")) as saved:
+                held.append((saved["rows"], saved["labels"], saved["members"].astype(np.float64)))
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile):
+            return None
+    if any(not np.array_equal(rows, held[0][0]) for rows, _, _ in held):
+        return None
+    labels = held[0][1]
+
+    def accuracy(members):
+        return f"{np.mean(members.mean(axis=0).argmax(axis=1) == labels):.5f}"
+    runs = ", ".join(accuracy(members) for _, _, members in held)
+    return (f"hold-out ({len(labels)} rows): the runs {runs}; the blend "
+            f"{accuracy(np.concatenate([members for _, _, members in held]))}")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description="Blends several runs' test predictions into one submission.")
     parser.add_argument("runs", nargs="+", help=f"run folders (runs/<time>-<hash>/, an --out folder) or their {NAME}")
@@ -92,6 +113,8 @@ def main(argv=None) -> int:
     for path, run in zip(paths, runs):
         agree = np.mean(run["probabilities"].argmax(axis=1) == answers)
         print(f"{path}: {len(run['members'])} member(s); its answers match the blend's on {agree:.2%} of images")
+    line = holdout_line(paths)
+    print(line or "hold-out: not every run held out the same rows; only the leaderboard will tell")
     print(f"wrote {written}: {len(runs)} runs, {sum(len(run['members']) for run in runs)} members")
     return 0
 

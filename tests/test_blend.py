@@ -9,24 +9,32 @@ from digit_recognizer import pipeline
 from digit_recognizer.config import Config
 
 
-def run_folder(folder, digits, seed=42, members=(0,)):
-    """A run's folder as the kernel leaves it: test_probabilities.npz for test images read as `digits`."""
+def run_folder(folder, digits, seed=42, members=(0,), held=None):
+    """A run's folder as the kernel leaves it: test_probabilities.npz for test images read as `digits`; with
+    `held`, holdout_predictions.npz whose members read its two rows (labels 0, 1) as these digits."""
     folder.mkdir(parents=True)
+    config = Config(model="bn", seed=seed)
     result = types.SimpleNamespace(test_probabilities=np.eye(10)[digits], member_indices=list(members))
-    pipeline.write_test_probabilities(folder, Config(model="bn", seed=seed), result)
+    pipeline.write_test_probabilities(folder, config, result)
+    if held is not None:
+        pipeline.write_member_predictions(folder / "holdout_predictions.npz", config, np.eye(10)[held],
+                                          np.array([5, 9]), np.array([0, 1]), list(members))
     return folder
 
 
 def test_runs_blend_weighed_by_their_members(tmp_path, capsys):
-    one = run_folder(tmp_path / "a", [1, 2, 3], members=(0,))
-    three = run_folder(tmp_path / "b" / "output", [1, 5, 5], seed=50042, members=(0, 1, 2))
+    # on the hold-out, the one member gets both rows right, the three get the second wrong
+    one = run_folder(tmp_path / "a", [1, 2, 3], members=(0,), held=[[0, 1]])
+    three = run_folder(tmp_path / "b" / "output", [1, 5, 5], seed=50042, members=(0, 1, 2), held=[[0, 7]] * 3)
     assert blend.main([str(one), str(tmp_path / "b"), "--out", str(tmp_path / "blend.csv")]) == 0
     # image 3: one member says 3, three say 5
     assert pd.read_csv(tmp_path / "blend.csv")["Label"].tolist() == [1, 5, 5]
     probabilities, runs = blend.blend([one / blend.NAME, three / blend.NAME])
     assert np.allclose(probabilities[1], (np.eye(10)[2] + 3 * np.eye(10)[5]) / 4)
     assert [len(run["members"]) for run in runs] == [1, 3]
-    assert "2 runs, 4 members" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "hold-out (2 rows): the runs 1.00000, 0.50000; the blend 0.50000" in printed
+    assert "2 runs, 4 members" in printed
 
 
 @pytest.mark.parametrize("second, message", [
