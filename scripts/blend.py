@@ -4,7 +4,7 @@ so two Kaggle sessions of eight members make one ensemble of sixteen.
 
   python scripts/blend.py runs/A runs/B                  # run folders (or their .npz); writes ./submission.csv
   python scripts/blend.py runs/A runs/B --out blend.csv
-  python scripts/push.py submit submission.csv           # then submit it
+  python scripts/push.py submit submission.csv --message "..."   # then submit it
 
 Runs must predict the same test.csv and train different members: a second session needs another seed
 (`python scripts/push.py run --preset gpu --set seed=50042`), or its members are near copies of the first's.
@@ -116,6 +116,8 @@ def main(argv=None) -> int:
     line = holdout_line(paths)
     print(line or "hold-out: not every run held out the same rows; only the leaderboard will tell")
     print(f"wrote {written}: {len(runs)} runs, {sum(len(run['members']) for run in runs)} members")
+    names = " + ".join(path.parent.name for path in paths)
+    print(f"to submit it: python scripts/push.py submit {written} --message 'blend of {names}'")
     return 0
 
 
