@@ -103,6 +103,7 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default="submission.csv", help="the submission to write (default: %(default)s)")
     options = parser.parse_args(argv)
     try:
+        submit.writable_folder(pathlib.Path(options.out).parent, "--out")
         paths = [find(place) for place in options.runs]
         probabilities, runs = blend(paths)
         written = submit.write_submission(submit.make_submission(probabilities), options.out, len(probabilities))

@@ -57,6 +57,8 @@ def test_a_folder_without_a_run_or_with_a_broken_file_is_named(tmp_path, capsys)
     one = run_folder(tmp_path / "a", [1, 2, 3])
     assert blend.main([str(one), str(one / blend.NAME)]) == 2
     assert "given twice" in capsys.readouterr().err
+    assert blend.main([str(one), "--out", str(one / blend.NAME / "blend.csv")]) == 2  # a file is no folder
+    assert "cannot write there" in capsys.readouterr().err
     (tmp_path / "broken.npz").write_text("not a zip")
     assert blend.main([str(tmp_path / "broken.npz")]) == 2
     assert "not a run's test_probabilities.npz" in capsys.readouterr().err
