@@ -50,7 +50,7 @@ def test_runs_that_cannot_blend_are_refused(tmp_path, capsys, second, message):
     assert not (tmp_path / "blend.csv").exists()
 
 
-def test_a_folder_without_a_run_or_with_a_broken_file_is_named(tmp_path, capsys):
+def test_no_run_a_run_given_twice_a_bad_out_and_a_broken_file_are_each_refused(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert blend.main([str(tmp_path / "empty")]) == 2
     assert "no test_probabilities.npz in it" in capsys.readouterr().err
