@@ -8,7 +8,8 @@
 
 Credentials: KAGGLE_USERNAME and KAGGLE_KEY, KAGGLE_API_TOKEN, or ~/.kaggle/kaggle.json. The kernel's owner is
 taken from them (or --owner), so kernel-metadata.json is never edited by hand. Every run's files land in
-runs/<time>-<bundle hash>/ and one line per run goes to runs/ledger.jsonl; both are kept whatever fails later.
+runs/<time>-<bundle hash>/ and one line per run (or file submitted alone) goes to runs/ledger.jsonl; both are
+kept whatever fails later.
 
 Traps of kaggle 2.2.x handled here: a push whose response carries `error` (the CLI prints it and exits 0); status
 read right after a push can be the previous version's (a finished status counts only once this version was seen
@@ -225,6 +226,19 @@ class KaggleSteps:
             raise KaggleError(str(error)) from None
         return next((row for row in reversed(rows) if row.get("submission_ref") and row["public_score"] is None), None)
 
+    def submit_file(self, path: pathlib.Path, message: str):
+        """`submit FILE` (a blend, an earlier run's file): sent, scored and, once Kaggle has it, recorded in the
+        ledger like a run, with the hold-out of the summary.json beside it, if any."""
+        summary = read_summary(path.parent)
+        row = {"time": utc_stamp(), "file": str(path), "message": message, "public_score": None,
+               "holdout_accuracy": summary.get("ensemble_holdout_accuracy"), "config": summary.get("config")}
+        try:
+            row["submission_ref"] = self.submit(path, message)
+            row["public_score"] = self.score(row["submission_ref"])
+        finally:
+            if row.get("submission_ref"):
+                self.record(row)
+
     def record(self, row: dict):
         ledger.append(self.runs / "ledger.jsonl", row)
         print(f"recorded in {self.runs / 'ledger.jsonl'}")
@@ -296,7 +310,7 @@ def main(argv=None) -> int:
         elif options.step == "submit":
             if not options.file:
                 raise KaggleError("submit: name the file, e.g. `python scripts/push.py submit runs/.../submission.csv`")
-            road.score(road.submit(pathlib.Path(options.file), options.message or "submitted by scripts/push.py"))
+            road.submit_file(pathlib.Path(options.file), options.message or "submitted by scripts/push.py")
         elif options.step == "score":
             row = road.unscored()
             if row is None:

@@ -234,7 +234,19 @@ def test_failed_upload_is_an_error_not_a_silent_exit(standin, tmp_path):
     pd.DataFrame({"ImageId": range(1, 28001), "Label": 1}).to_csv(path, index=False)
     done = road(standin, tmp_path, "submit", str(path))
     assert done.returncode == 1 and "submit: Kaggle did not take the file: Could not submit" in done.stderr
-    assert standin.submissions == []
+    assert standin.submissions == [] and not (tmp_path / "runs" / "ledger.jsonl").exists()  # nothing spent
+
+
+def test_a_file_submitted_alone_is_scored_and_recorded(standin, tmp_path):
+    blended = tmp_path / "blend"
+    blended.mkdir()
+    pd.DataFrame({"ImageId": range(1, 28001), "Label": 1}).to_csv(blended / "submission.csv", index=False)
+    (blended / "summary.json").write_text(json.dumps({"config": {"model": "m5"}, "ensemble_holdout_accuracy": 0.99}))
+    done = road(standin, tmp_path, "submit", str(blended / "submission.csv"), "--message", "blend of a + b")
+    assert done.returncode == 0, done.stderr[-2000:]
+    row = json.loads((tmp_path / "runs" / "ledger.jsonl").read_text())
+    assert row["submission_ref"] == standin.submissions[0]["ref"] and row["public_score"] is not None
+    assert row["message"] == "blend of a + b" and row["holdout_accuracy"] == 0.99
 
 
 def test_missing_credentials(tmp_path):
