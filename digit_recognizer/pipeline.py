@@ -79,9 +79,44 @@ def write_holdout_predictions(out_dir, config, result, rows, labels) -> pathlib.
                                     result.member_holdout_probabilities, rows, labels, result.member_indices, **extra)
 
 
+SESSION_HOURS = {"gpu or cpu": 12, "tpu": 9}  # Kaggle stops a batch session there, and a cut kernel writes nothing
+SESSION_MARGIN_MINUTES = 30  # of a session's limit, kept for start-up, predicting and writing the files
+
+
+def session_budget(config, log=print, environ=None):
+    """`config`, with a budget taken from the Kaggle session's limit when it runs on Kaggle with none of its own."""
+    environ = os.environ if environ is None else environ
+    if config.budget_minutes or not data.on_kaggle(environ):
+        return config
+    hours = SESSION_HOURS["tpu" if "TPU_NAME" in environ else "gpu or cpu"]
+    minutes = 60 * hours - SESSION_MARGIN_MINUTES
+    log(f"budget: none given, and a Kaggle session stops at {hours} hours, writing nothing: no member starts that "
+        f"would end past {minutes} minutes (--budget-minutes to choose another)")
+    return dataclasses.replace(config, budget_minutes=minutes)
+
+
+def learned(config, result) -> dict:
+    """What the run learned, checked against --min-accuracy: its accuracy on the hold-out, else on its training
+    rows (each member's last epoch), and `refused`, a reason, when no submission may be written from it."""
+    if result.ensemble_accuracy is not None:
+        accuracy, on = result.ensemble_accuracy, "the hold-out"
+    else:
+        accuracy, on = float(np.mean([h["accuracy"][-1] for h in result.histories])), "its training rows"
+    found = {"accuracy": round(accuracy, 5), "on": on, "floor": config.min_accuracy, "refused": None}
+    if not np.isfinite(result.test_probabilities).all():
+        found["refused"] = "the test predictions are not all numbers (NaN or infinity)"
+    elif not accuracy >= config.min_accuracy:
+        found["refused"] = (f"accuracy {accuracy:.5f} on {on} is below --min-accuracy {config.min_accuracy:g}: the "
+                            "run learned too little to submit (try a lower --learning-rate or more --epochs; "
+                            "--min-accuracy 0 writes it all the same)")
+    return found
+
+
 def run(config, source: data.Source, out_dir, log=print, plots=True) -> dict:
-    """Trains and writes `out_dir/submission.csv`, summary.json and (with `plots`) the pictures of the run."""
+    """Trains and writes `out_dir/submission.csv`, summary.json and (with `plots`) the pictures of the run. A run
+    that learned too little (`learned`) writes summary.json alone and raises a ValueError."""
     started = clock = time.perf_counter()
+    config = session_budget(config, log)
     # the budget counts from here: wall-clock time, which worker processes share
     deadline = time.time() + 60 * config.budget_minutes if config.budget_minutes else None
     seconds = {}
@@ -105,6 +140,8 @@ def run(config, source: data.Source, out_dir, log=print, plots=True) -> dict:
 
     # imported here, not at the top: Keras loads its backend (seconds) only once the data is good
     ensemble = import_training()
+    from digit_recognizer import devices
+    log(devices.found())
     lap("imports")
 
     result = ensemble.train_members(config, images[kept], labels[kept], test_images, holdout, log, deadline)
@@ -112,34 +149,17 @@ def run(config, source: data.Source, out_dir, log=print, plots=True) -> dict:
     if result.workers == 1:  # several workers' seconds overlap: then the lap stays whole
         seconds["train"] = round(result.train_seconds, 2)
         seconds["predict"] = round(seconds.pop("train and predict") - result.train_seconds, 2)
+    for failure in result.failures:
+        log(f"workers: {failure}; the submission is the average of the other workers' members")
 
+    summary = account(config, source, result, counts, (kept, held, test_images), seconds)
+    if summary["learned"]["refused"]:
+        write_json(out_dir / "summary.json", summary)
+        raise ValueError(f"{summary['learned']['refused']}; no submission.csv written (summary.json says what "
+                         f"was learned)")
     frame = submit.make_submission(result.test_probabilities)
     path = submit.write_submission(frame, out_dir / "submission.csv", len(test_images))
-    summary = {
-        "config": dataclasses.asdict(config),
-        "data_source": source.describe(),
-        "train_rows": int(len(kept)),
-        "holdout_rows": int(len(held)),
-        "test_rows": int(len(test_images)),
-        "label_counts": counts,
-        "member_holdout_accuracy": result.member_accuracy,
-        "ensemble_holdout_accuracy": result.ensemble_accuracy,
-        **({} if result.first_round is None else {"first_round_holdout_accuracy": {
-            "members": result.first_round.member_accuracy, "ensemble": result.first_round.ensemble_accuracy}}),
-        "seconds": seconds,
-        "members_trained": len(result.member_indices),
-        "members_cut_short": [k + 1 for k in result.cut_short],  # by the budget, before their last epoch
-        "estimated_train_predict_seconds": (None if result.estimate_seconds is None
-                                            else round(result.estimate_seconds, 1)),
-        "budget_stops": result.stopped,
-        "images_per_second": round(result.images_per_second, 1),
-        "peak_memory_mb": round(peak_memory_mb(), 1),
-        "device": result.device,
-        "precision": result.precision,
-        "versions": report.versions(),
-        "bundle_hash": report.bundle_hash(),
-        "submission": str(path),
-    }
+    summary["submission"] = str(path)
     summary["test_probabilities"] = write_test_probabilities(out_dir, config, result).name
     if holdout is not None:
         summary["holdout_predictions"] = write_holdout_predictions(out_dir, config, result, held, holdout[1]).name
@@ -148,16 +168,58 @@ def run(config, source: data.Source, out_dir, log=print, plots=True) -> dict:
         summary["plots"] = [p.name for p in report.write_plots(out_dir, counts, result, holdout)]
         lap("plots")
     seconds["total"] = round(time.perf_counter() - started, 2)
-    submit.write_atomic(out_dir / "summary.json",
-                        lambda temporary: pathlib.Path(temporary).write_text(json.dumps(summary, indent=1)))
+    write_json(out_dir / "summary.json", summary)
+    tell(config, result, summary, log)
+    log(f"wrote {path}" + (f" and {len(summary['plots'])} pictures" if plots else ""))
+    return summary
+
+
+def account(config, source, result, counts, rows, seconds) -> dict:
+    """summary.json: what the run was given, what it learned and what it cost."""
+    kept, held, test_images = rows
+    return {
+        "config": dataclasses.asdict(config),
+        "data_source": source.describe(),
+        "data_kind": source.kind,  # "kaggle" where Kaggle mounted the data: push.py checks it before submitting
+        "train_rows": int(len(kept)),
+        "holdout_rows": int(len(held)),
+        "test_rows": int(len(test_images)),
+        "label_counts": counts,
+        "member_holdout_accuracy": result.member_accuracy,
+        "ensemble_holdout_accuracy": result.ensemble_accuracy,
+        **({} if result.first_round is None else {"first_round_holdout_accuracy": {
+            "members": result.first_round.member_accuracy, "ensemble": result.first_round.ensemble_accuracy}}),
+        "learned": learned(config, result),
+        "seconds": seconds,
+        "members_trained": len(result.member_indices),
+        "members_cut_short": [k + 1 for k in result.cut_short],  # by the budget, before their last epoch
+        "estimated_train_predict_seconds": (None if result.estimate_seconds is None
+                                            else round(result.estimate_seconds, 1)),
+        "budget_stops": result.stopped,
+        "worker_failures": result.failures,
+        "images_per_second": round(result.images_per_second, 1),
+        "peak_memory_mb": round(peak_memory_mb(), 1),
+        "device": result.device,
+        "precision": result.precision,
+        "versions": report.versions(),
+        "bundle_hash": report.bundle_hash(),
+    }
+
+
+def write_json(path, summary: dict) -> pathlib.Path:
+    text = json.dumps(summary, indent=1)
+    return submit.write_atomic(path, lambda temporary: pathlib.Path(temporary).write_text(text))
+
+
+def tell(config, result, summary, log) -> None:
+    """The run's last lines: accuracy, budget, time, speed."""
     accuracy = "n/a (no hold-out)" if result.ensemble_accuracy is None else f"{result.ensemble_accuracy:.5f}"
     log(f"hold-out accuracy: {accuracy}; members {[round(a, 5) for a in result.member_accuracy]}")
     if result.stopped:
-        cut = f", {ensemble.named(result.cut_short)} cut short" if result.cut_short else ""
+        from digit_recognizer.ensemble import named
+        cut = f", {named(result.cut_short)} cut short" if result.cut_short else ""
         log(f"budget: {summary['members_trained']} of {config.members} members trained in the "
             f"{config.budget_minutes:g} minutes{cut}; the submission is their average")
-    log("time: " + ", ".join(f"{phase} {value:.1f} s" for phase, value in seconds.items()))
+    log("time: " + ", ".join(f"{phase} {value:.1f} s" for phase, value in summary["seconds"].items()))
     log(f"{result.images_per_second:.0f} training images/s on {result.device} ({result.precision}); "
         f"peak memory {summary['peak_memory_mb']:.0f} MB")
-    log(f"wrote {path}" + (f" and {len(summary['plots'])} pictures" if plots else ""))
-    return summary

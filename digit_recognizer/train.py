@@ -141,18 +141,29 @@ def fit_members(config, images, labels, members, validation=None, device=None, m
         y = np.asarray(y, np.int32)
         return {name: y for name in several} if len(branches) > 1 else y
 
-    callbacks = schedule_callbacks(config, validation is not None) + list(callbacks)
+    # a loss that is not finite stops the fit at once: what follows would only average NaNs into a submission
+    callbacks = [*schedule_callbacks(config, validation is not None), *callbacks, keras.callbacks.TerminateOnNaN()]
     validation = validation if validation is not None else monitor
     validation = None if validation is None else (validation[0], targets(validation[1]))
     history = net.fit(images, targets(labels), batch_size=config.batch_size, epochs=config.epochs, shuffle=True,
                       validation_data=validation, callbacks=callbacks, verbose=config.verbose)
     history = history.history
+    check_finite(history["loss"], config, members)
     if config.schedule != "plateau":  # record the rate each epoch began with, as ReduceLROnPlateau logs it
         history["learning_rate"] = [float(rate(e * steps_per_epoch)) for e in range(len(history["loss"]))]
     if len(branches) == 1:
         return branches, [history]
     shared = {"learning_rate": history["learning_rate"]}
     return branches, [branch_history(history, branch.name) | shared for branch in branches]
+
+
+def check_finite(losses, config, members) -> None:
+    """A ValueError when the loss stopped being a number: such a member has learned nothing to predict with."""
+    bad = next((epoch for epoch, loss in enumerate(losses) if not np.isfinite(loss)), None)
+    if bad is not None:
+        names = ", ".join(f"{family} (seed {seed})" for family, seed in members)
+        raise ValueError(f"training {names}: the loss became {losses[bad]} in epoch {bad + 1}, so the run stopped; "
+                         f"--learning-rate {config.learning_rate:g} is likely too high: try a tenth of it")
 
 
 def fit_member(config, images, labels, validation=None, seed=None, device=None, monitor=None, callbacks=()):

@@ -8,6 +8,7 @@ this module imports none, so the parent can count GPUs without taking their memo
 """
 
 import multiprocessing
+import multiprocessing.connection
 import os
 
 
@@ -47,8 +48,10 @@ def _work(connection, name, config, groups, arrays, deadline, group_seconds):
         connection.close()
 
 
-def train_shares(gpus, config, groups, images, labels, test_images, holdout, deadline, group_seconds) -> list:
-    """Starts one worker per entry of `gpus`, each on its dealt groups, and returns their Shares in that order."""
+def train_shares(gpus, config, groups, images, labels, test_images, holdout, deadline, group_seconds):
+    """Starts one worker per entry of `gpus`, each on its dealt groups, and waits on all of them together:
+    (the Shares that came back, in worker order; a line for each worker that failed). A worker that fails
+    costs its own members only; that none came back is a ValueError."""
     context = multiprocessing.get_context("spawn")
     started = []
     for number, (gpu, mine) in enumerate(zip(gpus, deal(groups, len(gpus)))):
@@ -69,17 +72,25 @@ def train_shares(gpus, config, groups, images, labels, test_images, holdout, dea
                 os.environ["CUDA_VISIBLE_DEVICES"] = saved
         sending.close()
         started.append((name, process, receiving))
-    shares = []
-    for name, process, receiving in started:
-        try:
-            answer = receiving.recv()
-        except EOFError:
-            answer = None
-        process.join()
-        if not hasattr(answer, "members"):
-            for _, other, _ in started:  # one share missing: the ensemble would be a different one
-                other.kill()
-            why = f"failed: {answer}" if answer else f"stopped (exit code {process.exitcode}) before sending members"
-            raise ValueError(f"workers: {name} {why}; --workers 1 trains in one process, with the whole error")
-        shares.append(answer)
-    return shares
+    answers, waiting = {}, {receiving: (name, process) for name, process, receiving in started}
+    while waiting:
+        for receiving in multiprocessing.connection.wait(list(waiting)):
+            name, process = waiting.pop(receiving)
+            try:
+                answers[name] = receiving.recv()
+            except EOFError:
+                answers[name] = None
+            process.join()
+            if not hasattr(answers[name], "members"):
+                print(f"[{name}] {failure(answers[name], process)}; the other workers go on", flush=True)
+    shares = [answers[name] for name, _, _ in started if hasattr(answers[name], "members")]
+    failures = [f"{name} {failure(answers[name], process)}" for name, process, _ in started
+                if not hasattr(answers[name], "members")]
+    if not shares:
+        raise ValueError(f"workers: {'; '.join(failures)}; --workers 1 trains in one process, with the whole error")
+    return shares, failures
+
+
+def failure(answer, process) -> str:
+    """Why a worker sent no Share, in words."""
+    return f"failed: {answer}" if answer else f"stopped (exit code {process.exitcode}) before sending members"

@@ -1,4 +1,5 @@
 import dataclasses
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -274,6 +275,35 @@ def test_two_workers_train_the_same_members_as_one_process(sample_frames):
     assert apart.workers == 2 and apart.member_indices == [0, 1, 2]
     assert np.allclose(apart.test_probabilities, alone.test_probabilities, atol=1e-5)
     assert apart.member_accuracy == alone.member_accuracy
+    # the workers trained at once: images per second of the wall clock, more than per second of their sum
+    images_seen = 3 * len(labels)
+    assert apart.images_per_second > images_seen / apart.train_seconds
+
+
+def test_a_worker_that_fails_costs_only_its_own_members(sample_frames, capsys):
+    train_frame, test_frame = sample_frames
+    images, labels = data.to_images(train_frame.iloc[:64]), train_frame["label"].to_numpy()[:64]
+    # member 2 (worker 2's) is of a family no model has: that worker fails at once, worker 1 trains on
+    config = dataclasses.replace(TINY, members=2, workers=2, model="lenet+nonesuch", rotation=0.0, zoom=0.0,
+                                 shift=0.0)
+    result = ensemble.train_ensemble(config, images, labels, data.to_images(test_frame.iloc[:8]), None,
+                                     log=lambda *_: None)
+    assert result.member_indices == [0] and result.test_probabilities.shape == (8, 10)
+    assert len(result.failures) == 1 and result.failures[0].startswith("worker 2 failed: ")
+    assert "[worker 2] failed: " in capsys.readouterr().out
+
+
+def test_gpus_are_read_from_nvidia_smis_gpu_lines_and_one_the_backend_cannot_use_is_an_error(monkeypatch):
+    listed = "GPU 0: Tesla T4 (UUID: GPU-a)\n  MIG 1g.5gb Device 0: (UUID: MIG-b)\nGPU 1: Tesla T4 (UUID: GPU-c)\n"
+    monkeypatch.setattr(ensemble.devices.subprocess, "run", lambda *args, **kwargs: SimpleNamespace(stdout=listed))
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    assert ensemble.devices.visible_gpus() == ["0", "1"]
+    assert ensemble.devices.found() == "GPUs: 0, 1 (nvidia-smi -L)"
+    monkeypatch.setattr(ensemble.devices, "gpu_count", lambda: 0)  # CUDA failed to load
+    with pytest.raises(ValueError, match="nvidia-smi lists GPU 0, 1, but tensorflow found none"):
+        ensemble.devices.accelerator()
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # the CPU, chosen knowingly
+    assert ensemble.devices.accelerator() == "cpu" and ensemble.devices.found().startswith("GPUs: none")
 
 
 def test_a_worker_that_fails_is_one_error():

@@ -15,7 +15,8 @@ from digit_recognizer import data
 from digit_recognizer.config import PRESETS
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-TINY_RUN = ["--fast", "--epochs", "1", "--min-steps", "0", "--batch-size", "32", "--verbose", "0"]
+TINY_RUN = ["--fast", "--epochs", "1", "--min-steps", "0", "--batch-size", "32", "--verbose", "0",
+            "--min-accuracy", "0"]  # plumbing, not learning
 
 
 def kernel(*args, cwd=ROOT):
@@ -159,3 +160,46 @@ def test_a_run_past_its_budget_writes_the_members_it_has(competition_dir, tmp_pa
     assert summary["members_trained"] == 1 and len(summary["member_holdout_accuracy"]) == 1
     assert summary["members_cut_short"] == [1]
     assert summary["budget_stops"] and len(pd.read_csv(tmp_path / "submission.csv")) == 40
+
+
+def test_a_run_that_learned_nothing_writes_no_submission(competition_dir, tmp_path):
+    out = tmp_path / "out"
+    done = kernel("--fast", "--learning-rate", "9", "--no-plots", "--verbose", "0", "--data-dir",
+                  str(competition_dir), "--out", str(out))
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr[-2000:]
+    assert done.stderr.startswith("error: accuracy ") and "is below --min-accuracy 0.5" in done.stderr
+    assert [p.name for p in out.iterdir()] == ["summary.json"]  # what it learned, and nothing to submit
+    learned = json.loads((out / "summary.json").read_text())["learned"]
+    assert learned["on"] == "the hold-out" and learned["accuracy"] < 0.5 and learned["refused"]
+
+
+def result_of(accuracy=None, histories=(), probabilities=((0.1, 0.9),)):
+    from digit_recognizer.ensemble import Result
+    return Result(test_probabilities=np.array(probabilities), holdout_probabilities=None, member_accuracy=[],
+                  ensemble_accuracy=accuracy, histories=list(histories), train_seconds=1.0, images_per_second=1.0,
+                  device="cpu", precision="float32")
+
+
+def test_what_a_run_learned_is_checked_on_the_hold_out_else_its_training_rows():
+    from digit_recognizer import pipeline
+    from digit_recognizer.config import Config
+    assert pipeline.learned(Config(), result_of(0.99))["refused"] is None
+    assert "0.11000 on the hold-out is below --min-accuracy 0.5" in pipeline.learned(Config(), result_of(0.11))["refused"]
+    trained = [{"accuracy": [0.2, 0.3]}, {"accuracy": [0.1, 0.4]}]  # --holdout 0: each member's last epoch
+    found = pipeline.learned(Config(holdout=0), result_of(None, trained))
+    assert (found["accuracy"], found["on"]) == (0.35, "its training rows") and found["refused"]
+    assert pipeline.learned(Config(min_accuracy=0), result_of(0.11))["refused"] is None
+    nan = pipeline.learned(Config(min_accuracy=0), result_of(0.99, probabilities=((np.nan, 0.5),)))
+    assert nan["refused"] == "the test predictions are not all numbers (NaN or infinity)"
+
+
+def test_on_kaggle_a_run_without_a_budget_takes_one_from_the_sessions_limit():
+    from digit_recognizer import pipeline
+    from digit_recognizer.config import Config
+    said = []
+    kaggle = {"KAGGLE_KERNEL_RUN_TYPE": "Batch"}
+    assert pipeline.session_budget(Config(), said.append, kaggle).budget_minutes == 12 * 60 - 30
+    assert "a Kaggle session stops at 12 hours, writing nothing" in said[0]
+    assert pipeline.session_budget(Config(), said.append, dict(kaggle, TPU_NAME="local")).budget_minutes == 9 * 60 - 30
+    assert pipeline.session_budget(Config(budget_minutes=5), said.append, kaggle).budget_minutes == 5
+    assert pipeline.session_budget(Config(), said.append, {}).budget_minutes == 0 and len(said) == 2

@@ -189,3 +189,10 @@ def test_branch_history_takes_one_members_keys():
     history = {"loss": [3.0], "bn_42_loss": [1.0], "bn_42_accuracy": [0.5], "val_bn_42_accuracy": [0.6],
                "bn_4210_loss": [2.0], "val_loss": [3.5]}
     assert train.branch_history(history, "bn_42") == {"loss": [1.0], "accuracy": [0.5], "val_accuracy": [0.6]}
+
+
+def test_a_loss_that_is_not_a_number_stops_the_run():
+    train.check_finite([2.3, 1.1], TINY, [("bn", 42)])
+    with pytest.raises(ValueError, match=r"training bn \(seed 42\): the loss became nan in epoch 2, .* "
+                                         r"--learning-rate 0.003 is likely too high"):
+        train.check_finite([2.3, float("nan")], TINY, [("bn", 42)])
