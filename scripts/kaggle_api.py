@@ -19,7 +19,12 @@ class KaggleError(Exception):
 
 
 class NoAnswer(KaggleError):
-    """A request that may have arrived and taken effect, though no answer came back: not to be sent again blindly."""
+    """A request that may have arrived and taken effect, though no answer came back (or a 5xx, which Kaggle can
+    send after acting): not to be sent again blindly."""
+
+
+class NotFound(KaggleError):
+    """404: no such kernel, version or submission (yet: Kaggle lists a new one a moment after making it)."""
 
 
 def kaggle_json():
@@ -76,7 +81,8 @@ def connect():
 def call(what: str, function, *args, retries=4, backoff=2.0, repeatable=True, **kwargs):
     """Calls the API, retrying what a retry can help (429, 5xx, dropped or timed-out connections). A call that
     is not `repeatable` (a push starts a GPU session, a submission spends one of the day's) is sent again only
-    when it never left this machine; an unanswered one raises NoAnswer for the caller to find out what happened."""
+    when it never left this machine or was refused for the rate (429); one unanswered or answered 5xx, which
+    Kaggle can send after it acted, raises NoAnswer for the caller to find out what happened."""
     import requests
     for attempt in range(1, retries + 1):
         try:
@@ -88,7 +94,9 @@ def call(what: str, function, *args, retries=4, backoff=2.0, repeatable=True, **
             if status == 403:
                 raise KaggleError(f"{what}: 403, forbidden; accept the competition rules at {RULES}") from None
             if status == 404:
-                raise KaggleError(f"{what}: 404, not found; check the kernel id and competition") from None
+                raise NotFound(f"{what}: 404, not found; check the kernel id and competition") from None
+            if status >= 500 and not repeatable:
+                raise NoAnswer(f"{what}: HTTP {status}, which Kaggle can answer after acting") from None
             if status != 429 and status < 500 or attempt == retries:
                 raise KaggleError(f"{what}: HTTP {status} after {attempt} tries: {error}") from None
         except (requests.exceptions.ConnectionError, requests.exceptions.Timeout, socket.timeout) as error:

@@ -7,12 +7,21 @@
 
 The client sends `POST http://localhost/api/v1/<service>/<Method>` with JSON; the proxy setting routes it here.
 Responses are built with kagglesdk's own types, so field names and enums are the client's. A pushed script really
-runs, in a scratch folder, with the competition data where `kernel.py` finds it and KAGGLE_KERNEL_RUN_TYPE set, as
-on Kaggle. Faults (`--fault` or `StandIn.faults`): `SaveKernel=401` (any method = an HTTP status, every time),
-`SaveKernel=429x2` (the first 2 calls only), `slow=2.5` (seconds before each answer; `slow.SaveKernel=2.5` for
-one method: the call still takes effect), `crash=1` (the kernel fails),
-`stale=2` (the first 2 status reads after a push report the previous run), `save_error=...` (push answers an error),
-`files=500` (output downloads fail), `upload=400` (the submission upload fails).
+runs, in a scratch folder, as on Kaggle: no arguments, KAGGLE_KERNEL_RUN_TYPE set, its working folder as the
+current one, the competition data under an input root (`DIGIT_RECOGNIZER_KAGGLE_INPUT` points data.py there).
+
+Kaggle's ways, as the kaggle 2.2.5 client and its issue tracker show them:
+- Status and output read `user/slug/N` for version N (sent as version label `vN`); without a version they answer
+  for the newest version that has finished, which is an older one while a new push runs (kaggle-cli #1200).
+- A push can succeed and list its competition source as invalid (rules not accepted): the kernel runs without data.
+- Submissions are limited per day (`daily`, 5); GetSubmissionLimits says how many are left, and answers all zeros
+  for a user not yet on a team.
+Faults (`--fault` or `StandIn.faults`): `SaveKernel=401` (any method = an HTTP status, every time),
+`SaveKernel=429x2` (the first 2 calls only), `after.SaveKernel=502x1` (the call takes effect, then answers 502),
+`slow=2.5` (seconds before each answer; `slow.SaveKernel=2.5` for one method: the call still takes effect),
+`crash=1` (the kernel fails), `save_error=...` (push answers an error), `invalid_sources=1` (push lists the
+competition as an invalid source), `no_team=1` (limits all zero), `empty_score=2` (the first 2 reads of a scored
+submission give no public score), `files=500` (output downloads fail), `upload=400` (the submission upload fails).
 """
 
 import argparse
@@ -34,8 +43,8 @@ from kagglesdk.competitions.types.competition_api_service import (
     ApiCreateSubmissionResponse, ApiListSubmissionsResponse, ApiStartSubmissionUploadResponse, ApiSubmission,
     ApiSubmissionLimits)
 from kagglesdk.kernels.types.kernels_api_service import (
-    ApiGetKernelSessionStatusResponse, ApiKernelSessionOutputFile, ApiListKernelSessionOutputResponse,
-    ApiSaveKernelRequest, ApiSaveKernelResponse)
+    ApiGetKernelSessionStatusResponse, ApiKernelMetadata, ApiKernelSessionOutputFile,
+    ApiListKernelSessionOutputResponse, ApiListKernelsResponse, ApiSaveKernelRequest, ApiSaveKernelResponse)
 from kagglesdk.kernels.types.kernels_enums import KernelWorkerStatus
 from kagglesdk.competitions.types.submission_status import SubmissionStatus
 
@@ -57,7 +66,7 @@ class StandIn:
         self.runs: dict[str, list[Run]] = {}  # kernel slug -> its versions
         self.uploads: dict[str, bytes] = {}
         self.submissions: list[dict] = []
-        self.stale_reads = 0
+        self.daily = 5  # submissions a day, as the competition allows
         self.counter = itertools.count(1)
         self.lock = threading.Lock()
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", port), self.handler())
@@ -92,39 +101,59 @@ class StandIn:
         return int(status)
 
     # ---- the kernel ----
-    def run_kernel(self, slug: str, text: str) -> Run:
+    def new_version(self, slug: str) -> Run:
         with self.lock:
             versions = self.runs.setdefault(slug, [])
             run = Run(len(versions) + 1, self.scratch / slug.replace("/", "_") / f"v{len(versions) + 1}")
             versions.append(run)
-            self.stale_reads = int(self.faults.get("stale", 0))
-        threading.Thread(target=self._execute, args=(run, text), daemon=True).start()
+        (run.folder / "working").mkdir(parents=True)
         return run
 
-    def _execute(self, run: Run, text: str):
+    def run_kernel(self, slug: str, text: str, with_data=True) -> Run:
+        run = self.new_version(slug)
+        threading.Thread(target=self._execute, args=(run, text, with_data), daemon=True).start()
+        return run
+
+    def finished_version(self, slug: str, files: dict) -> Run:
+        """A version that ran before this test: COMPLETE, with `files` (name -> text) as its output."""
+        run = self.new_version(slug)
+        for name, text in files.items():
+            (run.folder / "working" / name).write_text(text)
+        run.status = "COMPLETE"
+        return run
+
+    def _execute(self, run: Run, text: str, with_data: bool):
         working, data = run.folder / "working", run.folder / "input" / "digit-recognizer"
-        working.mkdir(parents=True)
         data.mkdir(parents=True)
-        for path in self.data_dir.glob("*.csv*"):
+        for path in self.data_dir.glob("*.csv*") if with_data else ():
             os.symlink(path.resolve(), data / path.name)
         script = run.folder / "script.py"
         crash = "raise RuntimeError('injected crash')\n" if self.faults.get("crash") else ""
         script.write_text(crash + text)
         run.status = "RUNNING"
-        env = dict(os.environ, KAGGLE_KERNEL_RUN_TYPE="Batch", DIGIT_RECOGNIZER_DATA=str(data),
+        env = dict(os.environ, KAGGLE_KERNEL_RUN_TYPE="Batch", DIGIT_RECOGNIZER_KAGGLE_INPUT=str(run.folder / "input"),
                    TF_CPP_MIN_LOG_LEVEL="3", PYTHONUNBUFFERED="1")
-        for name in ("KAGGLE_USERNAME", "KAGGLE_KEY", "KAGGLE_API_TOKEN", "HTTP_PROXY", "KAGGLE_API_ENVIRONMENT"):
-            env.pop(name, None)  # a kernel on Kaggle holds none of the pusher's secrets
+        for name in ("KAGGLE_USERNAME", "KAGGLE_KEY", "KAGGLE_API_TOKEN", "HTTP_PROXY", "KAGGLE_API_ENVIRONMENT",
+                     "DIGIT_RECOGNIZER_DATA"):
+            env.pop(name, None)  # a kernel on Kaggle holds none of the pusher's secrets, nor a data folder of theirs
         done = subprocess.run([sys.executable, str(script)], cwd=working, env=env, capture_output=True, text=True)
         run.log = done.stdout + done.stderr
         run.failure = "" if done.returncode == 0 else (done.stderr.strip().splitlines() or ["failed"])[-1]
         run.status = "COMPLETE" if done.returncode == 0 else "ERROR"
 
-    def latest(self, user: str, slug: str) -> Run:
-        versions = self.runs.get(f"{user}/{slug}")
+    def version(self, body) -> Run:
+        """The version a status or output request names (`vN`), else the newest one that has finished."""
+        kernel = f"{body['userName']}/{body['kernelSlug']}"
+        versions = self.runs.get(kernel)
         if not versions:
-            raise LookupError(f"no kernel {user}/{slug}")
-        return versions[-1]
+            raise LookupError(f"no kernel {kernel}")
+        label = body.get("versionLabel")
+        if label:
+            number = int(label.removeprefix("v"))
+            if not 1 <= number <= len(versions):
+                raise LookupError(f"no version {label} of {kernel}")
+            return versions[number - 1]
+        return next((run for run in reversed(versions) if run.status in ("COMPLETE", "ERROR")), versions[-1])
 
     # ---- scoring ----
     def score(self, content: bytes):
@@ -145,23 +174,34 @@ class StandIn:
         if self.faults.get("save_error"):
             response.error = str(self.faults["save_error"])
             return response
-        run = self.run_kernel(request.slug, request.text)
+        refused = self.faults.get("invalid_sources")
+        run = self.run_kernel(request.slug, request.text, with_data=not refused)
         response.ref, response.version_number = request.slug, run.version
         response.url = f"http://localhost/code/{request.slug}"
+        if refused:
+            response.invalid_competition_sources = list(request.competition_data_sources)
+        return response
+
+    def ListKernels(self, body):
+        response = ApiListKernelsResponse()
+        response.kernels = []
+        for kernel, versions in self.runs.items():
+            if kernel.startswith(f"{body.get('user') or self.user}/") and body.get("search", "") in kernel:
+                item = ApiKernelMetadata()
+                item.ref, item.current_version_number = kernel, len(versions)
+                response.kernels.append(item)
         return response
 
     def GetKernelSessionStatus(self, body):
-        run = self.latest(body["userName"], body["kernelSlug"])
+        run = self.version(body)
         response = ApiGetKernelSessionStatusResponse()
-        with self.lock:
-            stale, self.stale_reads = self.stale_reads > 0, max(0, self.stale_reads - 1)
-        response.status = KernelWorkerStatus["COMPLETE" if stale else run.status]
-        if run.failure and not stale:
+        response.status = KernelWorkerStatus[run.status]
+        if run.failure:
             response.failure_message = run.failure
         return response
 
     def ListKernelSessionOutput(self, body):
-        run = self.latest(body["userName"], body["kernelSlug"])
+        run = self.version(body)
         response = ApiListKernelSessionOutputResponse()
         response.files = []
         working = run.folder / "working"
@@ -183,6 +223,8 @@ class StandIn:
         token = body.get("blobFileTokens", "")
         if token not in self.uploads:
             raise LookupError(f"no upload {token}")
+        if self.today() >= self.daily:
+            raise PermissionError(f"Your team has used its daily Submission allowance ({self.daily})")
         ref = next(self.counter)
         self.submissions.insert(0, {"ref": ref, "description": body.get("submissionDescription", ""),
                                     "content": self.uploads[token], "created": time.time()})
@@ -190,26 +232,40 @@ class StandIn:
         response.message, response.ref = "Successfully submitted to Digit Recognizer", ref
         return response
 
+    def today(self) -> int:
+        return sum(time.time() - entry["created"] < 24 * 3600 for entry in self.submissions)
+
     def GetSubmissionLimits(self, body):
         limits = ApiSubmissionLimits()
-        limits.num_allowed_now = 5
+        if not self.faults.get("no_team"):
+            limits.num_today, limits.num_total = self.today(), len(self.submissions)
+            limits.num_allowed_now = max(0, self.daily - self.today())
         return limits
+
+    def listed(self, entry) -> ApiSubmission:
+        item = ApiSubmission()
+        item.ref, item.description = entry["ref"], entry["description"]
+        item.file_name = "submission.csv"
+        if time.time() - entry["created"] < 0.5:  # scoring takes a moment, as on Kaggle
+            item.status = SubmissionStatus.PENDING
+        else:
+            item.status = SubmissionStatus.COMPLETE
+            score = self.score(entry["content"])
+            empty = int(self.faults.get("empty_score", 0)) > 0  # scored, the public score not yet filled in
+            self.faults["empty_score"] = max(0, int(self.faults.get("empty_score", 0)) - 1)
+            item.public_score = "" if score is None or empty else f"{score:.5f}"
+        return item
 
     def ListSubmissions(self, body):
         response = ApiListSubmissionsResponse()
-        response.submissions = []
-        for entry in self.submissions:
-            item = ApiSubmission()
-            item.ref, item.description = entry["ref"], entry["description"]
-            item.file_name = "submission.csv"
-            if time.time() - entry["created"] < 0.5:  # scoring takes a moment, as on Kaggle
-                item.status = SubmissionStatus.PENDING
-            else:
-                item.status = SubmissionStatus.COMPLETE
-                score = self.score(entry["content"])
-                item.public_score = "" if score is None else f"{score:.5f}"
-            response.submissions.append(item)
+        response.submissions = [self.listed(entry) for entry in self.submissions]
         return response
+
+    def GetSubmission(self, body):
+        entry = next((entry for entry in self.submissions if entry["ref"] == body.get("ref")), None)
+        if entry is None:
+            raise LookupError(f"no submission {body.get('ref')}")
+        return self.listed(entry)
 
     def handler(self):
         standin = self
@@ -269,6 +325,10 @@ class StandIn:
                     response = answer(body)
                 except LookupError as missing:
                     return self.error(404, str(missing))
+                except PermissionError as refused:
+                    return self.error(400, str(refused))
+                if fault := standin.fault_status(f"after.{method}"):  # it took effect; the answer is lost
+                    return self.error(fault, f"injected fault {fault} after the call took effect")
                 self.reply(200, type(response).to_json(response).encode())
 
         return Handler

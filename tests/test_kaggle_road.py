@@ -5,12 +5,13 @@ import os
 import pathlib
 import subprocess
 import sys
+import time
 
 import pandas as pd
 import pytest
 
 import bundle  # scripts/, on pytest's pythonpath
-import push
+import kaggle_steps
 from kaggle_standin import StandIn
 
 from digit_recognizer import data as data_module
@@ -18,7 +19,7 @@ from digit_recognizer.config import PRESETS
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
-TINY = ["--epochs", "1", "--min-steps", "0", "--verbose", "0"]
+TINY = ["--epochs", "1", "--min-steps", "0", "--verbose", "0", "--min-accuracy", "0"]  # plumbing, not learning
 
 
 def test_bundle_is_deterministic_small_and_clean(tmp_path, monkeypatch):
@@ -54,6 +55,60 @@ def test_bundle_writes_the_same_submission_as_kernel_py(competition_dir, tmp_pat
                                   str(tmp_path / "src")], capture_output=True, text=True, timeout=300)
     assert from_source.returncode == 0, from_source.stderr[-2000:]
     assert (empty / "out" / "submission.csv").read_bytes() == (tmp_path / "src" / "submission.csv").read_bytes()
+
+
+def kaggle_session(bundle_path, root, env=()):
+    """The bundle as Kaggle runs it: no arguments, KAGGLE_KERNEL_RUN_TYPE set, a fresh working folder as the
+    current one, the data (if any) under the input root."""
+    (root / "working").mkdir(parents=True)
+    clean = {k: v for k, v in os.environ.items() if k != "DIGIT_RECOGNIZER_DATA"}
+    return subprocess.run([sys.executable, str(bundle_path)], cwd=root / "working", capture_output=True, text=True,
+                          timeout=300, env=dict(clean, KAGGLE_KERNEL_RUN_TYPE="Batch", PYTHONPATH="",
+                                                DIGIT_RECOGNIZER_KAGGLE_INPUT=str(root / "input"), **dict(env)))
+
+
+def test_the_bundle_runs_as_kaggle_runs_it(competition_dir, tmp_path):
+    built, digest = bundle.build(["--fast", *TINY, "--no-plots"], tmp_path / "kernel.py")
+    mounted = tmp_path / "kaggle" / "input" / "digit-recognizer"
+    mounted.mkdir(parents=True)
+    for name in ("train.csv", "test.csv"):
+        (mounted / name).symlink_to(competition_dir / name)
+    done = kaggle_session(built, tmp_path / "kaggle")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "GPUs: none" in done.stdout and "a Kaggle session stops at 12 hours" in done.stdout
+    working = tmp_path / "kaggle" / "working"
+    summary = json.loads((working / "summary.json").read_text())
+    assert summary["data_kind"] == "kaggle" and summary["bundle_hash"] == digest
+    assert summary["config"]["budget_minutes"] == 12 * 60 - 30
+    kaggle_steps.check_run(working / "submission.csv", digest)  # what push.py checks before it submits
+
+
+def test_the_bundle_on_kaggle_without_data_stops_at_once(tmp_path):
+    built, _ = bundle.build(["--fast"], tmp_path / "kernel.py")
+    (tmp_path / "kaggle" / "input").mkdir(parents=True)  # the competition was not attached
+    done = kaggle_session(built, tmp_path / "kaggle")
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr[-2000:]
+    assert "on Kaggle, but no train.csv and test.csv under" in done.stderr and "demo sample is never used" in done.stderr
+    assert list((tmp_path / "kaggle" / "working").iterdir()) == []
+
+
+@pytest.mark.parametrize("change, says", [
+    ({"bundle_hash": "0123456789ab"}, "the files are of bundle 0123456789ab, not this push's abcdefabcdef"),
+    ({"data_kind": "sample", "data_source": "demo sample"}, "the kernel read demo sample, not Kaggle's competition"),
+    ({"learned": {"accuracy": 0.11, "on": "the hold-out", "floor": 0.5, "refused": None}}, "learned too little"),
+    ({"learned": {"accuracy": 0.99, "on": "the hold-out", "floor": 0.5, "refused": "NaN"}}, "learned too little"),
+    ({"test_rows": 28000}, "40 rows, but test.csv has 28000"),
+])
+def test_a_fetched_run_is_submitted_only_if_it_is_this_pushs_and_learned(tmp_path, change, says):
+    summary = {"config": {}, "bundle_hash": "abcdefabcdef", "data_kind": "kaggle", "data_source": "kaggle: /in",
+               "test_rows": 40, "learned": {"accuracy": 0.9, "on": "the hold-out", "floor": 0.5, "refused": None}}
+    (tmp_path / "submission.csv").write_text(all_sevens())
+    (tmp_path / "summary.json").write_text(json.dumps(summary))
+    kaggle_steps.check_run(tmp_path / "submission.csv", "abcdefabcdef")
+    (tmp_path / "summary.json").write_text(json.dumps(dict(summary, **change)))
+    with pytest.raises(kaggle_steps.KaggleError, match="^output: ") as refused:
+        kaggle_steps.check_run(tmp_path / "submission.csv", "abcdefabcdef")
+    assert says in str(refused.value) and (tmp_path / "submission.csv").exists()
 
 
 def test_a_bundle_deals_members_to_worker_processes_as_on_two_gpus(competition_dir, tmp_path):
@@ -108,31 +163,40 @@ def standin(tmp_path, sample_frames):
 def road(standin, tmp_path, *args):
     env = dict(os.environ, HOME=str(tmp_path), **standin.environment())
     command = [sys.executable, str(ROOT / "scripts" / "push.py"), "--runs-dir", str(tmp_path / "runs"), "--poll",
-               "0.3", "--backoff", "0.05", "--retries", "2", "--stale-grace", "30", "--timeout", "240", *args]
+               "0.3", "--backoff", "0.05", "--retries", "2", "--grace", "8", "--timeout", "240", *args]
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=400)
 
 
+def all_sevens(rows=40) -> str:
+    return pd.DataFrame({"ImageId": range(1, rows + 1), "Label": 7}).to_csv(index=False)
+
+
 def test_whole_road_through_the_standin(standin, tmp_path):
-    standin.faults.update(stale="2", GetKernelSessionStatus="429x1")  # a stale status, then a rate limit
+    # version 1 finished long ago with a file of all 7s: read without a version, Kaggle answers for it while
+    # version 2 runs (kaggle-cli #1200)
+    standin.finished_version("tester/digit-recognizer-kernel", {"submission.csv": all_sevens()})
+    standin.faults.update(GetKernelSessionStatus="429x1", **{"GetSubmission": "404x1", "empty_score": "2"})
     done = road(standin, tmp_path, "run", "--fast")
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    assert "pushed tester/digit-recognizer-kernel version 1" in done.stdout
-    assert "RUNNING" in done.stdout or "QUEUED" in done.stdout  # waited past the stale COMPLETE
+    assert "5 submission(s) left today" in done.stdout
+    assert "pushed tester/digit-recognizer-kernel version 2" in done.stdout
+    assert "tester/digit-recognizer-kernel/2: RUNNING" in done.stdout or "/2: QUEUED" in done.stdout
     ledger = [json.loads(line) for line in (tmp_path / "runs" / "ledger.jsonl").read_text().splitlines()]
-    assert len(ledger) == 1 and ledger[0]["version"] == 1
-    score = float(ledger[0]["public_score"])
+    assert len(ledger) == 1 and ledger[0]["version"] == 2 and ledger[0]["outcome"] == "scored"
+    score = float(ledger[0]["public_score"])  # version 1's sevens would score about 0.1
     assert 0.5 < score <= 1.0 and f"public score {ledger[0]['public_score']}" in done.stdout
     assert ledger[0]["config"]["model"] == PRESETS["fast"].model and ledger[0]["holdout_accuracy"] is not None
     submission = next((tmp_path / "runs").rglob("submission.csv"))
-    assert len(pd.read_csv(submission)) == 40
-    assert standin.submissions[0]["description"].startswith("commit ")
+    assert len(pd.read_csv(submission)) == 40 and submission.read_text() != all_sevens()
+    assert standin.submissions[0]["description"] == f"{ledger[0]['time']} v2 commit {ledger[0]['commit']} bundle " \
+                                                    f"{ledger[0]['bundle_hash']}"
 
 
 @pytest.mark.parametrize("fault, message", [
     ({"SaveKernel": "401"}, "push: 401, credentials rejected"),
     ({"SaveKernel": "403"}, "accept the competition rules at https://www.kaggle.com/competitions/digit-recognizer"),
     ({"SaveKernel": "404"}, "push: 404, not found"),
-    ({"SaveKernel": "500"}, "push: HTTP 500 after 2 tries"),
+    ({"SaveKernel": "500"}, "push: HTTP 500, which Kaggle can answer after acting, and no version 1 of"),
     ({"SaveKernel": "429"}, "push: HTTP 429 after 2 tries"),
     ({"save_error": "Notebook not found"}, "push: Kaggle refused the kernel: Notebook not found"),
 ])
@@ -155,15 +219,75 @@ def test_a_push_that_times_out_is_not_sent_again(standin, tmp_path):
     done = road(standin, tmp_path, "run", "--fast", "--http-timeout", "1")
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert len(standin.runs["tester/digit-recognizer-kernel"]) == 1  # one GPU session, not four
-    assert "push: no answer (ReadTimeout), but tester/digit-recognizer-kernel is now RUNNING" in done.stdout
+    assert "push: no answer (ReadTimeout), but version 1 of tester/digit-recognizer-kernel now exists" in done.stdout
     assert json.loads((tmp_path / "runs" / "ledger.jsonl").read_text())["public_score"] is not None
+
+
+def test_a_push_answered_502_after_it_started_a_run_is_not_sent_again(standin, tmp_path):
+    standin.finished_version("tester/digit-recognizer-kernel", {"submission.csv": all_sevens()})
+    standin.faults.update({"after.SaveKernel": "502x1", "no_team": "1"})  # no limits known: the run goes on
+    done = road(standin, tmp_path, "run", "--fast")
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert len(standin.runs["tester/digit-recognizer-kernel"]) == 2  # the old version and one new session
+    assert "submissions left today not known" in done.stdout
+    assert "push: HTTP 502, which Kaggle can answer after acting, but version 2 of " in done.stdout
+    row = json.loads((tmp_path / "runs" / "ledger.jsonl").read_text())
+    assert row["version"] == 2 and float(row["public_score"]) > 0.5
 
 
 def test_a_push_that_times_out_and_starts_nothing_says_so(standin, tmp_path):
     standin.faults.update({"slow.SaveKernel": "1.5", "save_error": "refused late"})  # nothing starts
-    done = road(standin, tmp_path, "push", "--http-timeout", "0.5", "--stale-grace", "3")
+    done = road(standin, tmp_path, "push", "--http-timeout", "0.5", "--grace", "3")
     assert done.returncode == 1 and standin.runs == {}
-    assert "no run of tester/digit-recognizer-kernel started within 3 s; not sent again" in done.stderr
+    assert "no version 1 of tester/digit-recognizer-kernel appeared within 3 s; not sent again" in done.stderr
+
+
+def test_no_submission_left_today_spends_no_gpu_session(standin, tmp_path):
+    standin.daily = 1  # and it is spent: a limit of all zeros would mean "not on a team yet", not "none left"
+    standin.submissions.append({"ref": 1, "description": "earlier today", "content": b"", "created": time.time()})
+    done = road(standin, tmp_path, "run", "--fast")
+    assert done.returncode == 1 and standin.runs == {} and "Traceback" not in done.stderr
+    assert done.stderr == "error: run: no submission left today on digit-recognizer; nothing pushed, no GPU time " \
+                          "spent: run again tomorrow (Kaggle's day ends at 00:00 UTC)\n"
+    path = tmp_path / "submission.csv"
+    path.write_text(all_sevens(28000))
+    done = road(standin, tmp_path, "submit", str(path))
+    assert done.returncode == 1 and "submit: no submission left today" in done.stderr
+    assert len(standin.submissions) == 1
+
+
+def test_a_push_without_the_competitions_data_is_not_submitted(standin, tmp_path):
+    standin.faults["invalid_sources"] = "1"  # rules not accepted: the push succeeds, the kernel gets no data
+    done = road(standin, tmp_path, "run", "--fast")
+    assert done.returncode == 1 and standin.submissions == []
+    assert "push: version 1 started without the competition's data (Kaggle listed digit-recognizer as an invalid " \
+           "source): accept the rules at https://www.kaggle.com/competitions/digit-recognizer/rules" in done.stderr
+    row = json.loads((tmp_path / "runs" / "ledger.jsonl").read_text())
+    assert row["version"] == 1 and row["outcome"].startswith("push: version 1 started without")
+    run = standin.runs["tester/digit-recognizer-kernel"][0]
+    for _ in range(600):  # the kernel itself stops at once: no demo sample on Kaggle
+        if run.status != "RUNNING":
+            break
+        time.sleep(0.1)
+    assert run.status == "ERROR" and "the demo sample is never used on Kaggle" in run.failure
+    assert not (run.folder / "working" / "submission.csv").exists()
+
+
+def test_a_kernel_that_learned_nothing_spends_no_submission(standin, tmp_path):
+    done = road(standin, tmp_path, "run", "--fast", "--set", "learning_rate=9")
+    assert done.returncode == 1 and standin.submissions == []
+    assert "kernel ended ERROR: error: accuracy " in done.stderr and "is below --min-accuracy 0.5" in done.stderr
+    assert json.loads((tmp_path / "runs" / "ledger.jsonl").read_text())["outcome"].startswith("kernel ended ERROR")
+
+
+def test_a_submission_answered_502_after_it_was_made_is_not_sent_again(standin, tmp_path):
+    standin.faults["after.CreateSubmission"] = "502x1"
+    path = tmp_path / "submission.csv"
+    path.write_text(all_sevens(28000))
+    done = road(standin, tmp_path, "submit", str(path), "--message", "sevens, once")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert len(standin.submissions) == 1
+    assert f"which Kaggle can answer after acting, but Kaggle lists it as {standin.submissions[0]['ref']}" in done.stdout
 
 
 def test_a_submission_that_times_out_is_found_not_sent_again(standin, tmp_path):
@@ -176,12 +300,13 @@ def test_a_submission_that_times_out_is_found_not_sent_again(standin, tmp_path):
 
 
 def test_a_score_that_fails_after_the_submit_leaves_its_ref_for_later(standin, tmp_path):
-    standin.faults["ListSubmissions"] = "500"
+    standin.faults["GetSubmission"] = "500"
     done = road(standin, tmp_path, "run", "--fast")
     assert done.returncode == 1 and "score: HTTP 500" in done.stderr
     row = json.loads((tmp_path / "runs" / "ledger.jsonl").read_text())
     assert row["submission_ref"] == standin.submissions[0]["ref"] and row["public_score"] is None
-    del standin.faults["ListSubmissions"]
+    assert row["outcome"].startswith("score: HTTP 500")
+    del standin.faults["GetSubmission"]
     done = road(standin, tmp_path, "score")
     assert done.returncode == 0, done.stderr
     rows = [json.loads(line) for line in (tmp_path / "runs" / "ledger.jsonl").read_text().splitlines()]
@@ -223,8 +348,8 @@ def test_failed_output_download_is_caught(standin, tmp_path):
 def test_an_error_page_saved_as_the_submission_is_caught(tmp_path):
     path = tmp_path / "submission.csv"
     path.write_text('{"code": 500, "message": "injected fault"}')
-    with pytest.raises(push.KaggleError, match="^output: "):
-        push.KaggleSteps.check_submission(path)
+    with pytest.raises(kaggle_steps.KaggleError, match="^output: "):
+        kaggle_steps.check_submission(path)
     assert path.exists()  # what came down is kept, to look at
 
 

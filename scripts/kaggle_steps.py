@@ -1,0 +1,249 @@
+"""The road's steps on Kaggle, each a method: push a version of the kernel, wait for it, fetch its files, check
+them, submit, score. scripts/push.py strings them together; the run ledger and the command line live there.
+
+Kaggle's ways these steps are built on (kaggle 2.2.5 client and its issue tracker):
+- Status and output are read for the exact version pushed, `owner/slug/N`: read without a version, Kaggle may
+  answer for an older one that has finished (kaggle-cli #1200).
+- A push or a submission answered 5xx, or not at all, may have taken effect: it is looked for, never sent again.
+- A push can succeed and list the competition as an invalid source (rules not accepted): its kernel gets no data.
+- `kernels output` does not check the download's HTTP status: the files are checked before use.
+- A failed upload returns "Could not submit" instead of raising; a submission's score may be empty, or the
+  submission not found, for a moment after it is made.
+"""
+
+import json
+import pathlib
+import shutil
+import tempfile
+import time
+
+from kaggle_api import COMPETITION, RULES, KaggleError, NoAnswer, NotFound, call, connect, owner_from_credentials
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+FINISHED = {"COMPLETE", "ERROR", "CANCEL_REQUESTED", "CANCEL_ACKNOWLEDGED"}
+UPLOAD_FAILED = "Could not submit to competition"  # the client's COMPETITION_SUBMIT_UPLOAD_FAILED_MESSAGE
+
+
+def read_summary(folder: pathlib.Path) -> dict:
+    """The kernel's summary.json, or {} when it is missing or not one (a failed download leaves an error body)."""
+    try:
+        summary = json.loads((folder / "summary.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return summary if isinstance(summary, dict) and "config" in summary else {}
+
+
+def check_submission(path: pathlib.Path, rows=None):
+    """A KaggleError unless `path` is a valid submission of `rows` rows (else the summary.json beside it says)."""
+    import pandas as pd
+    from digit_recognizer import submit
+    rows = rows or read_summary(path.parent).get("test_rows", 28000)
+    try:
+        submit.validate_submission(pd.read_csv(path), rows, name=str(path))
+    except (ValueError, pd.errors.ParserError) as error:  # a failed download leaves an error page here
+        raise KaggleError(f"output: {error}") from None
+
+
+def check_run(path: pathlib.Path, bundle_hash: str):
+    """A KaggleError unless the fetched run is this push's, read Kaggle's competition data, learned enough and
+    wrote one row per test image: only then may a submission be spent on it."""
+    summary, kept = read_summary(path.parent), f"its files are kept in {path.parent}; no submission spent"
+    if not summary:
+        raise KaggleError(f"output: no readable summary.json beside {path.name}; {kept}")
+    if summary.get("bundle_hash") != bundle_hash:
+        raise KaggleError(f"output: the files are of bundle {summary.get('bundle_hash')}, not this push's "
+                          f"{bundle_hash} (an older version's?); {kept}")
+    if summary.get("data_kind") != "kaggle":
+        raise KaggleError(f"output: the kernel read {summary.get('data_source')}, not Kaggle's competition data; "
+                          f"{kept}")
+    learned = summary.get("learned") or {}
+    if learned.get("refused") or not learned.get("accuracy", 0) >= learned.get("floor", 1):
+        raise KaggleError(f"output: the run learned too little to submit ({learned.get('refused') or learned}); "
+                          f"{kept}")
+    check_submission(path, summary.get("test_rows"))
+
+
+class KaggleSteps:
+    """One kernel and one competition, through the kaggle client, with the options of scripts/push.py."""
+
+    def __init__(self, options):
+        self.options = options
+        self.api = None
+        self.metadata = json.loads((ROOT / "kernel-metadata.json").read_text())
+        self.slug = self.metadata["id"].split("/", 1)[1]
+
+    def client(self):
+        if self.api is None:
+            self.api = connect()
+        return self.api
+
+    def kernel(self) -> str:
+        if self.options.dry_run:
+            return f"{self.options.owner or 'OWNER'}/{self.slug}"
+        owner = self.options.owner or owner_from_credentials()
+        if not owner:
+            raise KaggleError("KAGGLE_API_TOKEN does not say whose kernel this is: pass --owner YOUR_KAGGLE_USERNAME")
+        return f"{owner}/{self.slug}"
+
+    def api_call(self, what, name, *args, repeatable=True, **kwargs):
+        return call(what, getattr(self.client(), name), *args, retries=self.options.retries,
+                    backoff=self.options.backoff, repeatable=repeatable, **kwargs)
+
+    def within_grace(self, look):
+        """look() every --poll seconds until it returns something, for --grace seconds; None if it never did."""
+        started = time.monotonic()
+        while time.monotonic() - started < self.options.grace:
+            found = look()
+            if found is not None:
+                return found
+            time.sleep(self.options.poll)
+        return None
+
+    # ---- the kernel ----
+    def last_version(self, kernel: str) -> int:
+        """The newest version of `kernel` that Kaggle lists (0: none yet)."""
+        owner, slug = kernel.split("/")
+        listed = self.api_call("versions", "kernels_list", user=owner, search=slug, page_size=100) or []
+        return max((k.current_version_number for k in listed if k.ref == kernel), default=0)
+
+    def push(self, args: list) -> dict:
+        """Pushes the bundle baked with kernel.py flags `args`: the stamp of the version it started (kernel,
+        version, commit, bundle hash, args, invalid sources)."""
+        import bundle
+        kernel = self.kernel()  # credentials checked before any work
+        path, digest = bundle.build(args)
+        metadata = dict(self.metadata, id=kernel, title=self.slug, code_file="kernel.py")  # the title makes the slug
+        stamp = {"commit": bundle.source_commit(), "bundle_hash": digest, "kernel_args": args, "kernel": kernel}
+        if self.options.dry_run:
+            print(json.dumps({"would_push": metadata, "bundle": str(path), "bundle_bytes": path.stat().st_size,
+                              **stamp}, indent=1))
+            return stamp
+        before = self.last_version(kernel)
+        with tempfile.TemporaryDirectory() as folder:
+            shutil.copy(path, pathlib.Path(folder) / "kernel.py")
+            (pathlib.Path(folder) / "kernel-metadata.json").write_text(json.dumps(metadata))
+            try:
+                response = self.api_call("push", "kernels_push", folder, repeatable=False)
+            except NoAnswer as error:
+                return dict(stamp, version=self.started_without_answer(kernel, before + 1, error))
+        if getattr(response, "error", ""):
+            raise KaggleError(f"push: Kaggle refused the kernel: {response.error}")
+        print(f"pushed {kernel} version {response.version_number} (bundle {digest}): {response.url}")
+        return dict(stamp, version=response.version_number,
+                    invalid_sources=list(response.invalid_competition_sources or []))
+
+    def started_without_answer(self, kernel: str, version: int, error: NoAnswer) -> int:
+        """A push that got no answer may still have started version `version` (the one after the newest before
+        it): look for it rather than push again, which would start a second GPU session."""
+        def started():
+            try:
+                return self.api_call("status", "kernels_status", f"{kernel}/{version}").status
+            except KaggleError:  # not there (404), or no answer either
+                return None
+
+        if self.within_grace(started) is None:
+            raise KaggleError(f"{error}, and no version {version} of {kernel} appeared within "
+                              f"{self.options.grace:.0f} s; not sent again (a second push would start a second GPU "
+                              f"session): look at https://www.kaggle.com/code/{kernel}, then push again if nothing "
+                              "runs")
+        print(f"{error}, but version {version} of {kernel} now exists: taking it as this push (not sent again)")
+        return version
+
+    @staticmethod
+    def refuse_invalid_sources(stamp: dict):
+        if stamp.get("invalid_sources"):
+            raise KaggleError(f"push: version {stamp['version']} started without the competition's data (Kaggle "
+                              f"listed {', '.join(stamp['invalid_sources'])} as an invalid source): accept the "
+                              f"rules at {RULES}, then push again; the kernel stops at once without data, and no "
+                              "submission is spent")
+
+    def wait(self, version: str) -> str:
+        started = time.monotonic()
+        while True:
+            elapsed = time.monotonic() - started
+            response = self.api_call("status", "kernels_status", version)
+            status = getattr(response.status, "name", str(response.status))
+            print(f"[{elapsed:6.0f} s] {version}: {status}", flush=True)
+            if status in FINISHED:
+                if status != "COMPLETE":
+                    number = version.rsplit("/", 1)[-1]
+                    raise KaggleError(f"kernel ended {status}: {response.failure_message or 'see its log'}; "
+                                      f"fetch its files with `python scripts/push.py output --version {number}`")
+                return status
+            if elapsed > self.options.timeout:
+                raise KaggleError(f"{version} still {status} after {self.options.timeout:.0f} s; it keeps running "
+                                  "on Kaggle: `python scripts/push.py status` later")
+            time.sleep(self.options.poll)
+
+    def output(self, version: str, folder: pathlib.Path) -> pathlib.Path:
+        """Downloads the files of `version` (owner/slug/N) to `folder`: the submission.csv among them."""
+        folder.mkdir(parents=True, exist_ok=True)
+        files, _ = self.api_call("output", "kernels_output", version, str(folder), force=True)
+        print(f"fetched {len(files)} files of {version} to {folder}")
+        found = sorted(folder.rglob("submission.csv"))
+        if not found:
+            raise KaggleError(f"output: no submission.csv among the kernel's files in {folder}")
+        return found[0]
+
+    # ---- the competition ----
+    def submissions_left(self):
+        """Submissions left today, or None where Kaggle does not say (all zeros: not on a team yet)."""
+        limits = self.api_call("limits", "competition_get_submission_limits", COMPETITION)
+        if not (limits.num_allowed_now or limits.num_today or limits.num_total):
+            return None
+        return limits.num_allowed_now
+
+    def submit(self, path: pathlib.Path, message: str) -> int:
+        check_submission(path)
+        if self.submissions_left() == 0:
+            raise KaggleError(f"submit: no submission left today on {COMPETITION}; {path} is kept: send it "
+                              "tomorrow with `python scripts/push.py submit FILE` (the day ends at 00:00 UTC)")
+        try:
+            response = self.api_call("submit", "competition_submit", str(path), message, COMPETITION, quiet=True,
+                                     repeatable=False)
+        except NoAnswer as error:  # a submission spends one of the day's: find it rather than send it again
+            return self.submitted_without_answer(message, error)
+        if response.message == UPLOAD_FAILED or not response.ref:
+            raise KaggleError(f"submit: Kaggle did not take the file: {response.message}; {path} is kept")
+        print(f"submitted {path} as {response.ref}: {response.message}")
+        return response.ref
+
+    def submitted_without_answer(self, message: str, error: NoAnswer):
+        """The submission's ref, once Kaggle lists one with this message (unique: it names the time); an error if
+        none shows up in time."""
+        def listed():
+            submissions = self.api_call("submit", "competition_submissions", COMPETITION)
+            return next((s for s in submissions if s.description == message), None)
+
+        sent = self.within_grace(listed)
+        if sent is None:
+            raise KaggleError(f"{error}, and no submission '{message}' was listed within {self.options.grace:.0f} "
+                              f"s; not sent again: look at https://www.kaggle.com/competitions/{COMPETITION}/"
+                              "submissions")
+        print(f"{error}, but Kaggle lists it as {sent.ref}: not sent again")
+        return sent.ref
+
+    def score(self, ref=None):
+        """The public score of submission `ref` (else the newest), once Kaggle has one: a submission not found
+        yet, or scored with no public score yet, is waited for."""
+        started = time.monotonic()
+        while True:
+            if ref is None:
+                mine = next(iter(self.api_call("score", "competition_submissions", COMPETITION) or []), None)
+                if mine is None:
+                    raise KaggleError(f"score: no submission on {COMPETITION}")
+            else:
+                try:
+                    mine = self.api_call("score", "get_submission", ref)
+                except NotFound:
+                    mine = None
+            status = getattr(getattr(mine, "status", None), "name", "not listed yet")
+            if status == "COMPLETE" and mine.public_score:
+                print(f"public score {mine.public_score}: {mine.description}")
+                return mine.public_score
+            if status == "ERROR":
+                raise KaggleError(f"score: Kaggle could not score submission {mine.ref}: {mine.error_description}")
+            if time.monotonic() - started > self.options.timeout:
+                raise KaggleError(f"score: submission {ref or mine.ref} still {status}; `python scripts/push.py "
+                                  "score` later")
+            time.sleep(min(self.options.poll, 10))
