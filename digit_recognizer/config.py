@@ -63,6 +63,9 @@ PRESETS = {
     # each GPU, as many of sixteen as end within 110 minutes.
     "gpu": Config(model="m5", members=16, members_per_step=2, budget_minutes=110.0, epochs=150, batch_size=120,
                   learning_rate=1e-3, decay=0.98, rotation=20.0, zoom=0.0, shift=0.2, ema=0.999),
+    # A Kaggle CPU session (four cores, no GPU quota): the recipe, as many of 24 members as end within nine hours,
+    # well inside the session's twelve. Several such sessions blend into one submission (push.py --sessions).
+    "cpu": Config(members=24, budget_minutes=540.0),
 }
 RENAMED = {"seed": "tutorial"}  # old family names still accepted, with a note
 

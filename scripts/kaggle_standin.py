@@ -16,12 +16,14 @@ Kaggle's ways, as the kaggle 2.2.5 client and its issue tracker show them:
 - A push can succeed and list its competition source as invalid (rules not accepted): the kernel runs without data.
 - Submissions are limited per day (`daily`, 5); GetSubmissionLimits says how many are left, and answers all zeros
   for a user not yet on a team.
+- Batch sessions running at once are capped (`cap`): a push over it answers "Maximum batch GPU session count".
 Faults (`--fault` or `StandIn.faults`): `SaveKernel=401` (any method = an HTTP status, every time),
 `SaveKernel=429x2` (the first 2 calls only), `after.SaveKernel=502x1` (the call takes effect, then answers 502),
 `slow=2.5` (seconds before each answer; `slow.SaveKernel=2.5` for one method: the call still takes effect),
-`crash=1` (the kernel fails), `save_error=...` (push answers an error), `invalid_sources=1` (push lists the
-competition as an invalid source), `no_team=1` (limits all zero), `empty_score=2` (the first 2 reads of a scored
-submission give no public score), `files=500` (output downloads fail), `upload=400` (the submission upload fails).
+`crash=1` (kernels fail; `crash=-s2`: only those whose name ends so), `save_error=...` (push answers an error),
+`invalid_sources=1` (push lists the competition as an invalid source), `no_team=1` (limits all zero),
+`empty_score=2` (the first 2 reads of a scored submission give no public score), `files=500` (output downloads
+fail), `upload=400` (the submission upload fails).
 """
 
 import argparse
@@ -67,6 +69,7 @@ class StandIn:
         self.uploads: dict[str, bytes] = {}
         self.submissions: list[dict] = []
         self.daily = 5  # submissions a day, as the competition allows
+        self.cap = None  # batch sessions that may run at once (Kaggle: 2 to 4 GPU sessions); None: no cap
         self.counter = itertools.count(1)
         self.lock = threading.Lock()
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", port), self.handler())
@@ -111,6 +114,9 @@ class StandIn:
 
     def run_kernel(self, slug: str, text: str, with_data=True) -> Run:
         run = self.new_version(slug)
+        crash = str(self.faults.get("crash", ""))
+        if crash == "1" or crash and slug.endswith(crash):
+            text = "raise RuntimeError('injected crash')\n" + text
         threading.Thread(target=self._execute, args=(run, text, with_data), daemon=True).start()
         return run
 
@@ -128,8 +134,7 @@ class StandIn:
         for path in self.data_dir.glob("*.csv*") if with_data else ():
             os.symlink(path.resolve(), data / path.name)
         script = run.folder / "script.py"
-        crash = "raise RuntimeError('injected crash')\n" if self.faults.get("crash") else ""
-        script.write_text(crash + text)
+        script.write_text(text)
         run.status = "RUNNING"
         env = dict(os.environ, KAGGLE_KERNEL_RUN_TYPE="Batch", DIGIT_RECOGNIZER_KAGGLE_INPUT=str(run.folder / "input"),
                    TF_CPP_MIN_LOG_LEVEL="3", PYTHONUNBUFFERED="1")
@@ -140,6 +145,9 @@ class StandIn:
         run.log = done.stdout + done.stderr
         run.failure = "" if done.returncode == 0 else (done.stderr.strip().splitlines() or ["failed"])[-1]
         run.status = "COMPLETE" if done.returncode == 0 else "ERROR"
+
+    def running(self) -> int:
+        return sum(run.status in ("QUEUED", "RUNNING") for versions in self.runs.values() for run in versions)
 
     def version(self, body) -> Run:
         """The version a status or output request names (`vN`), else the newest one that has finished."""
@@ -173,6 +181,9 @@ class StandIn:
         response = ApiSaveKernelResponse()
         if self.faults.get("save_error"):
             response.error = str(self.faults["save_error"])
+            return response
+        if self.cap is not None and self.running() >= self.cap:
+            response.error = f"Maximum batch GPU session count of {self.cap} reached"
             return response
         refused = self.faults.get("invalid_sources")
         run = self.run_kernel(request.slug, request.text, with_data=not refused)
@@ -344,8 +355,11 @@ def main():
     parser.add_argument("--data-dir", required=True, help="competition files the pushed kernel will find")
     parser.add_argument("--answers", help="ImageId,Label of the test set, to score submissions")
     parser.add_argument("--fault", action="append", default=[], metavar="NAME=VALUE", help="inject a fault")
+    parser.add_argument("--cap", type=int, help="batch sessions that may run at once (default: no cap)")
+    parser.add_argument("--daily", type=int, default=5, help="submissions a day (default: %(default)s)")
     args = parser.parse_args()
     standin = StandIn(args.data_dir, args.answers, port=args.port)
+    standin.cap, standin.daily = args.cap, args.daily
     standin.faults.update(item.split("=", 1) for item in args.fault)
     print("stand-in of Kaggle's API on 127.0.0.1:%d; point the client at it with:" % standin.port)
     print("  " + " ".join(f"{k}={v}" for k, v in standin.environment().items()))

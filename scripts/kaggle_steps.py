@@ -20,6 +20,7 @@ import time
 from kaggle_api import COMPETITION, RULES, KaggleError, NoAnswer, NotFound, call, connect, owner_from_credentials
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
+CPU_PRESETS = ("cpu",)  # run in a CPU session: no GPU asked, none of the weekly GPU quota spent
 FINISHED = {"COMPLETE", "ERROR", "CANCEL_REQUESTED", "CANCEL_ACKNOWLEDGED"}
 UPLOAD_FAILED = "Could not submit to competition"  # the client's COMPETITION_SUBMIT_UPLOAD_FAILED_MESSAGE
 
@@ -113,6 +114,9 @@ class KaggleSteps:
         kernel = self.kernel()  # credentials checked before any work
         path, digest = bundle.build(args)
         metadata = dict(self.metadata, id=kernel, title=self.slug, code_file="kernel.py")  # the title makes the slug
+        if self.options.preset in CPU_PRESETS:
+            metadata["enable_gpu"] = False
+            metadata.pop("machine_shape", None)
         stamp = {"commit": bundle.source_commit(), "bundle_hash": digest, "kernel_args": args, "kernel": kernel}
         if self.options.dry_run:
             print(json.dumps({"would_push": metadata, "bundle": str(path), "bundle_bytes": path.stat().st_size,
@@ -193,8 +197,9 @@ class KaggleSteps:
             return None
         return limits.num_allowed_now
 
-    def submit(self, path: pathlib.Path, message: str) -> int:
-        check_submission(path)
+    def submit(self, path: pathlib.Path, message: str, rows=None) -> int:
+        """Sends `path` (checked to hold `rows` rows, else what the summary.json beside it says)."""
+        check_submission(path, rows)
         if self.submissions_left() == 0:
             raise KaggleError(f"submit: no submission left today on {COMPETITION}; {path} is kept: send it "
                               "tomorrow with `python scripts/push.py submit FILE` (the day ends at 00:00 UTC)")
@@ -226,7 +231,7 @@ class KaggleSteps:
     def score(self, ref=None):
         """The public score of submission `ref` (else the newest), once Kaggle has one: a submission not found
         yet, or scored with no public score yet, is waited for."""
-        started = time.monotonic()
+        started, blank = time.monotonic(), None
         while True:
             if ref is None:
                 mine = next(iter(self.api_call("score", "competition_submissions", COMPETITION) or []), None)
@@ -241,6 +246,12 @@ class KaggleSteps:
             if status == "COMPLETE" and mine.public_score:
                 print(f"public score {mine.public_score}: {mine.description}")
                 return mine.public_score
+            if status == "COMPLETE":  # scored, the score not filled in yet; a stand-in without answers never does
+                blank = blank or time.monotonic()
+                if time.monotonic() - blank > self.options.grace:
+                    print(f"submission {mine.ref} is scored but shows no public score after {self.options.grace:.0f} "
+                          "s; `python scripts/push.py score` later")
+                    return None
             if status == "ERROR":
                 raise KaggleError(f"score: Kaggle could not score submission {mine.ref}: {mine.error_description}")
             if time.monotonic() - started > self.options.timeout:

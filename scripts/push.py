@@ -5,6 +5,8 @@
   python scripts/push.py push | status | output | submit FILE | score   # score: the ledger's unscored run first
   python scripts/push.py run --dry-run  # nothing pushed or submitted: prints what would be sent
   python scripts/push.py run --set holdout=0   # the final submission: members trained on all 42,000 rows
+  python scripts/push.py run --sessions 3 [--preset cpu]   # three sessions at once, their blend submitted once
+  python scripts/push.py collect runs/<time>-sessions      # after Ctrl-C: fetch, blend, submit what finished
 
 Credentials: KAGGLE_USERNAME and KAGGLE_KEY, KAGGLE_API_TOKEN, or ~/.kaggle/kaggle.json. The kernel's owner is
 taken from them (or --owner), so kernel-metadata.json is never edited by hand. Every run's files land in
@@ -22,9 +24,10 @@ import pathlib
 import sys
 
 from digit_recognizer.config import PRESETS
-from kaggle_api import COMPETITION, KaggleError, set_http_timeout
-from kaggle_steps import KaggleSteps, check_run, read_summary
+from kaggle_api import COMPETITION, KaggleError, owner_from_credentials, set_http_timeout
+from kaggle_steps import CPU_PRESETS, KaggleSteps, check_run, read_summary
 import ledger
+import sessions
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -92,6 +95,14 @@ class Road(KaggleSteps):
                                     else f"{left} submission(s) left today"))
 
     def dry_run(self, args: list):
+        if self.options.sessions > 1:
+            try:  # a read, where there are credentials: nothing is pushed or submitted
+                owner_from_credentials()
+                left = self.submissions_left()
+            except KaggleError as error:
+                left = f"not known ({str(error).split(':')[0]})"
+            print(sessions.plan_line(args, self.options.sessions, self.options.preset not in CPU_PRESETS, left))
+            return
         self.push(args)
         print(f"would check the submissions left today, wait, fetch and check the version pushed, submit to "
               f"{COMPETITION}, poll the score, append to the ledger")
@@ -102,8 +113,13 @@ class Road(KaggleSteps):
             return self.dry_run(args)
         self.kernel()  # credentials, before any work
         self.before_spending()
-        stamp = self.push(args)
         when = utc_stamp()
+        if self.options.sessions > 1:
+            found = sessions.Sessions(self, self.runs / f"{when}-sessions")
+            print(sessions.summary_of(found.run(args, self.options.sessions, f"{when} blend of "
+                                                f"{self.options.sessions} sessions, preset {self.options.preset}")))
+            return
+        stamp = self.push(args)
         folder = self.runs / f"{when}-{stamp['bundle_hash']}"
         message = f"{when} v{stamp['version']} commit {stamp['commit']} bundle {stamp['bundle_hash']}"  # unique
         row = {"time": when, **stamp, "holdout_accuracy": None, "public_score": None, "config": None,
@@ -128,12 +144,15 @@ class Road(KaggleSteps):
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("step", choices=["run", "push", "status", "output", "submit", "score"], nargs="?",
-                        default="run")
-    parser.add_argument("file", nargs="?", help="submit: the submission.csv to send")
+    parser.add_argument("step", choices=["run", "push", "status", "output", "submit", "score", "collect"],
+                        nargs="?", default="run")
+    parser.add_argument("file", nargs="?", help="submit: the submission.csv to send; collect: a runs/<time>-sessions "
+                                                "folder")
     parser.add_argument("--preset", choices=sorted(PRESETS), default="full",
-                        help="the recipe the kernel runs: full (default), fast (the smoke run) or gpu (about two "
-                             "hours of Kaggle's two T4s)")
+                        help="the recipe the kernel runs: full (default), fast (the smoke run), gpu (about two "
+                             "hours of Kaggle's two T4s) or cpu (nine hours of a CPU session, no GPU quota)")
+    parser.add_argument("--sessions", type=int, default=1, help="run: sessions at once, each training other "
+                        "members of the recipe; their blend is submitted once")
     parser.add_argument("--fast", action="store_const", const="fast", dest="preset", help="same as --preset fast")
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                         help="a kernel.py flag baked into the pushed bundle, e.g. --set holdout=0 to train the final "
@@ -152,6 +171,8 @@ def main(argv=None) -> int:
     parser.add_argument("--runs-dir", default=str(ROOT / "runs"), help="where outputs and the ledger go")
     parser.add_argument("--message", default="", help="submit: the submission's description")
     options = parser.parse_args(argv)
+    if options.sessions < 1:
+        parser.error("--sessions: at least 1")
     set_http_timeout(options.http_timeout)
     road = Road(options)
     try:
@@ -171,6 +192,10 @@ def main(argv=None) -> int:
                 raise KaggleError("submit: name the file, e.g. `python scripts/push.py submit runs/.../submission.csv`")
             road.submit_file(pathlib.Path(options.file),
                              options.message or f"{utc_stamp()} submitted by scripts/push.py")
+        elif options.step == "collect":
+            if not options.file or not (pathlib.Path(options.file) / "plan.json").is_file():
+                raise KaggleError("collect: name a runs/<time>-sessions folder (it holds plan.json)")
+            print(sessions.summary_of(sessions.Sessions(road, pathlib.Path(options.file)).collect()))
         elif options.step == "score":
             row = road.unscored()
             if row is None:

@@ -3,10 +3,15 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # keep TensorFlow's start-up chatter out of test output
 
 import pathlib
+import subprocess
+import sys
 
+import pandas as pd
 import pytest
 
 from digit_recognizer import data
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="session")
@@ -22,3 +27,31 @@ def competition_dir(tmp_path, sample_frames) -> pathlib.Path:
     train.sample(300, random_state=0).to_csv(tmp_path / "train.csv", index=False)
     test.iloc[:40].to_csv(tmp_path / "test.csv", index=False)
     return tmp_path
+
+
+@pytest.fixture
+def standin(tmp_path, sample_frames):
+    """The stand-in of Kaggle's API (scripts/kaggle_standin.py) on 127.0.0.1, its competition 300 train rows and
+    40 test rows of the sample, with the test rows' answers to score submissions."""
+    from kaggle_standin import StandIn
+    train, test = sample_frames
+    folder = tmp_path / "data"
+    folder.mkdir()
+    train.sample(300, random_state=0).to_csv(folder / "train.csv", index=False)
+    test.iloc[:40].to_csv(folder / "test.csv", index=False)
+    # the sample's test labels, to score against: the same stratified split load_sample makes
+    table = pd.read_csv(data.sample_path(), header=None)
+    _, held = data.split(table.iloc[:, -1].to_numpy(), 0.2, seed=0)
+    pd.DataFrame({"ImageId": range(1, 41), "Label": table.iloc[held[:40], -1].to_numpy()}).to_csv(
+        tmp_path / "answers.csv", index=False)
+    server = StandIn(folder, tmp_path / "answers.csv", scratch=tmp_path / "scratch").start()
+    yield server
+    server.stop()
+
+
+def road(standin, tmp_path, *args):
+    """scripts/push.py through the stand-in, with short waits: road(standin, tmp_path, "run", "--fast")."""
+    env = dict(os.environ, HOME=str(tmp_path), **standin.environment())
+    command = [sys.executable, str(ROOT / "scripts" / "push.py"), "--runs-dir", str(tmp_path / "runs"), "--poll",
+               "0.3", "--backoff", "0.05", "--retries", "2", "--grace", "8", "--timeout", "240", *args]
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=400)

@@ -184,7 +184,8 @@ def test_what_a_run_learned_is_checked_on_the_hold_out_else_its_training_rows():
     from digit_recognizer import pipeline
     from digit_recognizer.config import Config
     assert pipeline.learned(Config(), result_of(0.99))["refused"] is None
-    assert "0.11000 on the hold-out is below --min-accuracy 0.5" in pipeline.learned(Config(), result_of(0.11))["refused"]
+    refused = pipeline.learned(Config(), result_of(0.11))["refused"]
+    assert "0.11000 on the hold-out is below --min-accuracy 0.5" in refused
     trained = [{"accuracy": [0.2, 0.3]}, {"accuracy": [0.1, 0.4]}]  # --holdout 0: each member's last epoch
     found = pipeline.learned(Config(holdout=0), result_of(None, trained))
     assert (found["accuracy"], found["on"]) == (0.35, "its training rows") and found["refused"]

@@ -1,0 +1,199 @@
+"""Several Kaggle sessions, one submission: `push.py run --sessions N`, and `push.py collect FOLDER` after it.
+
+One session is a ceiling: two T4s and at most 12 hours (four CPU cores without a GPU). Kaggle runs several batch
+sessions at once, so N sessions train different members of one recipe, each its own kernel
+(`<slug>-s1`, `-s2`, ...): session i shifts --seed by 1000 x members x i, so no (family, seed) is trained twice,
+and every session holds out the same rows (--holdout-seed), so the blend is scored on them before a submission
+is spent. A session that fails, overruns or writes files that fail the road's checks is left out of the blend
+and named; a push refused for the cap on concurrent sessions is sent again when one of ours ends.
+
+The plan and every session's version are kept in runs/<time>-sessions/plan.json as they happen: after Ctrl-C or
+a crash here, the sessions go on running on Kaggle, and `push.py collect runs/<time>-sessions` fetches, blends
+and submits whatever finished.
+"""
+
+import contextlib
+import copy
+import json
+import pathlib
+import signal
+import time
+
+import blend
+from digit_recognizer import config as configuration, submit
+from kaggle_api import COMPETITION, KaggleError
+from kaggle_steps import FINISHED, check_run
+
+WEEKLY_GPU_HOURS = 30  # Kaggle's GPU quota a week, about
+SESSION_HOURS = 12  # a batch session's limit
+
+
+def session_args(args: list, count: int) -> list:
+    """kernel.py flags for each of `count` sessions: the same recipe, each with members of its own seeds."""
+    config = configuration.parse_flags(args)
+    return [args + ["--seed", str(config.seed + 1000 * config.members * number)] for number in range(count)]
+
+
+def plan_line(args: list, count: int, gpu: bool, left) -> str:
+    """What --sessions N would spend: sessions, members, time, GPU hours against the weekly quota, submissions."""
+    config = configuration.parse_flags(args)
+    hours = config.budget_minutes / 60 if config.budget_minutes else SESSION_HOURS
+    spend = (f"up to {count * hours:.1f} GPU hours of the weekly {WEEKLY_GPU_HOURS}" if gpu
+             else "no GPU hours (CPU sessions)")
+    return (f"plan: {count} sessions of {config.members} members each ({config.model}, {config.epochs} epochs), "
+            f"{count * config.members} in the blend at most; each stops adding members after "
+            f"{hours * 60:.0f} minutes; {spend}; submissions left today: "
+            f"{'not known' if left is None else left}; one submission: the blend")
+
+
+@contextlib.contextmanager
+def interrupt_afterwards():
+    """Ctrl-C inside the block is raised when the block is done."""
+    caught = []
+    previous = signal.signal(signal.SIGINT, lambda number, frame: caught.append(number))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught:
+        raise KeyboardInterrupt
+
+
+class Sessions:
+    """N kernels pushed, waited on together, fetched, checked, blended and submitted once."""
+
+    def __init__(self, road, folder: pathlib.Path):
+        self.road, self.folder = road, folder
+        self.plan_path = folder / "plan.json"
+
+    def steps(self, session: dict):
+        """The road's steps on this session's own kernel."""
+        steps = copy.copy(self.road)
+        steps.slug = session["slug"]
+        return steps
+
+    def save(self, plan: dict):
+        text = json.dumps(plan, indent=1)
+        submit.write_atomic(self.plan_path, lambda temporary: pathlib.Path(temporary).write_text(text))
+
+    def run(self, args: list, count: int, message: str):
+        plan = {"message": message, "sessions": [
+            {"name": f"s{number + 1}", "slug": f"{self.road.slug}-s{number + 1}", "args": own, "version": None,
+             "outcome": None} for number, own in enumerate(session_args(args, count))]}
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.save(plan)
+        try:
+            self.push_and_wait(plan)
+        except KeyboardInterrupt:
+            pushed = [s["name"] for s in plan["sessions"] if s["version"]]
+            raise KaggleError(f"interrupted: sessions {', '.join(pushed) or 'none'} keep running on Kaggle (not "
+                              f"cancelled); `python scripts/push.py collect {self.folder}` fetches, blends and "
+                              "submits what finished") from None
+        return self.collect()
+
+    def push_and_wait(self, plan: dict):
+        """Pushes every session (again when the cap on concurrent sessions refused it and one of ours ended, or
+        none of ours runs) and waits for all of them, a status line a poll."""
+        waiting, started, capped = list(plan["sessions"]), time.monotonic(), False
+        while waiting:
+            for session in [s for s in waiting if not s["version"]] if not capped else []:
+                with interrupt_afterwards():  # a session pushed but not in plan.json could never be collected
+                    capped = not self.push(session, waiting)
+                    self.save(plan)
+                if capped:
+                    print(f"{session['name']}: {session.pop('refused')}; pushed again when one of ours ends")
+                    break
+            live = [s for s in waiting if s["version"]]
+            for session in live:
+                session["status"] = self.status(session)
+                if session["status"] in FINISHED:
+                    waiting.remove(session)
+                    capped = False
+            capped = capped and len(live) > 0  # the cap is held by sessions not ours: try again each poll
+            elapsed = time.monotonic() - started
+            print(f"[{elapsed:6.0f} s] " + ", ".join(f"{s['name']} {s.get('status') or 'not pushed yet'}"
+                                                     for s in plan["sessions"]), flush=True)
+            if waiting and elapsed > self.road.options.timeout:
+                print(f"still running after {self.road.options.timeout:.0f} s: "
+                      f"{', '.join(s['name'] for s in waiting)}; left out of this blend")
+                return
+            if waiting:
+                time.sleep(self.road.options.poll)
+
+    def push(self, session: dict, waiting: list) -> bool:
+        """Pushes one session: False when the cap on concurrent sessions refused it (to be pushed again)."""
+        try:
+            stamp = self.steps(session).push(session["args"])
+        except KaggleError as error:
+            if "Maximum batch" in str(error):
+                session["refused"] = str(error)
+                return False
+            session["outcome"] = str(error)
+            waiting.remove(session)
+            return True
+        session.update(version=stamp["version"], kernel=stamp["kernel"], bundle_hash=stamp["bundle_hash"])
+        try:
+            self.road.refuse_invalid_sources(stamp)
+        except KaggleError as error:
+            session["outcome"] = str(error)
+            waiting.remove(session)
+        return True
+
+    def status(self, session: dict) -> str:
+        response = self.road.api_call("status", "kernels_status", f"{session['kernel']}/{session['version']}")
+        return getattr(response.status, "name", str(response.status))
+
+    def fetch(self, session: dict) -> pathlib.Path:
+        """The session's checked test_probabilities.npz, or a KaggleError saying why it is left out."""
+        if not session.get("version"):
+            raise KaggleError(session.get("outcome") or "never pushed")
+        status = self.status(session)
+        if status != "COMPLETE":
+            raise KaggleError(f"ended {status}" if status in FINISHED else f"still {status}; collect again later")
+        path = self.road.output(f"{session['kernel']}/{session['version']}", self.folder / session["name"])
+        check_run(path, session["bundle_hash"])
+        return blend.find(str(path.parent))
+
+    def collect(self):
+        """Fetches every finished session, blends the good ones, submits the blend once: the ledger's row."""
+        plan = json.loads(self.plan_path.read_text())
+        good = []
+        for session in plan["sessions"]:
+            try:
+                good.append((session, self.fetch(session)))
+                session["outcome"] = "in the blend"
+            except KaggleError as error:
+                session["outcome"] = f"left out: {error}"
+                print(f"{session['name']}: {session['outcome']}")
+        self.save(plan)
+        row = {"time": self.folder.name.split("-")[0], "message": plan["message"], "holdout_accuracy": None,
+               "public_score": None, "sessions": plan["sessions"], "outcome": None}
+        try:
+            if not good:
+                raise KaggleError("no session is good: nothing to blend, no submission spent")
+            try:
+                probabilities, runs = blend.blend([path for _, path in good])
+            except ValueError as error:
+                raise KaggleError(f"blend: {error}") from None
+            members = sum(len(run["members"]) for run in runs)
+            path = submit.write_submission(submit.make_submission(probabilities), self.folder / "submission.csv",
+                                           len(probabilities))
+            row.update(members=members, holdout=blend.holdout_line([p for _, p in good]))
+            print(f"blend of {', '.join(s['name'] for s, _ in good)}: {members} members; {row['holdout']}")
+            row["submission_ref"] = ref = self.road.submit(path, f"{plan['message']}, {members} members",
+                                                           len(probabilities))
+            row["public_score"] = self.road.score(ref)
+            row["outcome"] = "scored"
+        except KaggleError as error:
+            row["outcome"] = str(error)
+            raise
+        finally:
+            self.road.record(row)
+        return row
+
+
+def summary_of(row: dict) -> str:
+    """One line for the end of a --sessions run."""
+    named = "; ".join(f"{s['name']}: {s['outcome']}" for s in row["sessions"])
+    score = row["public_score"] or "not shown yet (`python scripts/push.py score` later)"
+    return f"{COMPETITION}: public score {score} from {row.get('members')} members ({named})"
