@@ -24,6 +24,15 @@ DOWNLOAD_HINT = "kaggle competitions download -c digit-recognizer"
 
 
 @dataclasses.dataclass(frozen=True)
+class Rows:
+    """What an ensemble trains on and is measured on."""
+    images: np.ndarray  # (N, 28, 28, 1) training images in [0, 1]
+    labels: np.ndarray  # (N,) their digits
+    test_images: np.ndarray  # the images to predict
+    holdout: tuple | None = None  # (images, labels) never trained on, to measure members and ensemble
+
+
+@dataclasses.dataclass(frozen=True)
 class Source:
     kind: str  # data-dir, environment, kaggle, local or sample
     train: pathlib.Path

@@ -15,6 +15,7 @@ import keras
 import numpy as np
 
 from digit_recognizer import config as configuration, data, devices, train, workers
+from digit_recognizer.budget import Clock, Timetable
 
 
 @dataclasses.dataclass
@@ -65,128 +66,77 @@ class Result:
     failures: list = dataclasses.field(default_factory=list)  # each worker that sent no members, and why
 
 
-def duration(seconds: float) -> str:
-    return f"{seconds / 60:.1f} min" if seconds >= 120 else f"{seconds:.0f} s"
-
-
-def named(members) -> str:
-    """'member 3' or 'members 3, 4': members k as the log numbers them, from 1."""
-    return "member" + ("s " if len(members) > 1 else " ") + ", ".join(str(m + 1) for m in members)
-
-
 def accuracy(probabilities: np.ndarray, labels: np.ndarray) -> float:
     return float(np.mean(np.argmax(probabilities, axis=1) == labels))
 
 
-class Budget(keras.callbacks.Callback):
-    """Times a group's epochs. After the second (the first also compiles) it hands `foresee` the epochs, the
-    first epoch's seconds, a steady epoch's and the whole group's, predictions included. At any epoch's end it
-    stops training when another epoch and the group's predictions would end past `deadline` (time.time()): a
-    member cut short still predicts, a run killed at its session's end writes nothing. `predicting` is the
-    images the group will predict per image it trains on in an epoch; a prediction costs about a third of a
-    training step (forward only)."""
-
-    def __init__(self, deadline, log, foresee=None, predicting: float = 0.0):
-        super().__init__()
-        self.deadline, self.log, self.foresee, self.predicting = deadline, log, foresee, predicting
-        self.seconds, self.stopped = [], None
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.begun = time.time()
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.seconds.append(time.time() - self.begun)
-        epochs = self.params["epochs"]
-        predict = self.seconds[-1] * self.predicting / 3
-        if self.foresee and len(self.seconds) == min(2, epochs):
-            first, steady = self.seconds[0], self.seconds[-1]
-            self.foresee(epochs, first, steady, first + steady * (epochs - 1) + predict)
-        if self.deadline and epoch + 1 < epochs and time.time() + self.seconds[-1] + predict > self.deadline:
-            self.model.stop_training = True
-            self.stopped = f"budget: stopped training after epoch {epoch + 1} of {epochs}: another would end past it"
-            self.log(self.stopped)
-
-
-def train_share(config, groups, images, labels, test_images, holdout=None, log=print, deadline=None,
-                group_seconds=None) -> Share:
+def train_share(config, groups, rows: data.Rows, clock=Clock(), log=print) -> Share:
     """Trains `groups` (lists of member numbers) one after another in this process, each group side by side
-    (train.fit_members), and predicts with each member. Families differ in speed, so groups are timed by kind
-    (their families): the first group of each kind says how long all the groups will take. With `deadline`, a
-    group that would end past it (by its kind's last time, else the last group's, else `group_seconds`) is not
-    started."""
-    device, opened = devices.accelerator(), time.time()
-    share = Share([], device, group_seconds=group_seconds)
+    (train.fit_members), and predicts with each member, within `clock` (budget.Timetable)."""
+    device = devices.accelerator()
     specs_of = [configuration.member_specs(config, group) for group in groups]  # each member's (family, seed)
-    kinds = [tuple(family for family, _ in specs) for specs in specs_of]
-    foreseen, took = {}, {}  # a kind of group -> its seconds foreseen by its first group, measured by its last
-    rounds = 2 if config.pseudo else 1
-
-    def foresee(kind, epochs, first, steady, seconds):
-        foreseen[kind] = seconds
-        # every group builds and compiles its own model, so each pays the first epoch's extra
-        total = share.estimate_seconds = rounds * sum(foreseen.get(other, seconds) for other in kinds)
-        untimed = [" + ".join(other) for other in dict.fromkeys(kinds) if other not in foreseen]
-        log(f"budget: an epoch of {' + '.join(kind)} takes {steady:.1f} s here (the first {first:.1f} s); "
-            f"{len(groups)} group(s) of {epochs} epochs" + (" (two rounds: --pseudo)" if rounds == 2 else "")
-            + f" will train and predict for about {duration(total)}"
-            + (f" (groups of {', '.join(untimed)} not timed yet: counted as this one)" if untimed else ""))
-
-    for number, (group, specs, kind) in enumerate(zip(groups, specs_of, kinds)):
-        expected = took.get(kind, share.group_seconds)
-        if deadline and expected and time.time() + expected > deadline:
-            share.stopped.append(f"budget: not training {named(group)} or later ones: a group takes about "
-                                 f"{duration(expected)} and would end past the budget")
-            log(share.stopped[-1])
+    timetable = Timetable([tuple(family for family, _ in specs) for specs in specs_of], clock,
+                          2 if config.pseudo else 1, log)
+    members = []
+    for number, (group, specs) in enumerate(zip(groups, specs_of)):
+        if not timetable.may_start(number, group):
             break
         began = time.time()
-        # one member alone may hold out its own validation rows; side by side they train on the same rows
-        kept, checked = data.split(labels, config.validation, specs[0][1], "--validation")
-        validation = (images[checked], labels[checked]) if len(checked) else None
+        kept, validation = group_rows(config, rows, specs[0][1])
         for m, (family, seed) in zip(group, specs):
             log(f"member {m + 1}/{config.members}: {family}, seed {seed}, {len(kept)} training rows")
         if number == 0 and (note := train.ema_note(config, len(kept))):
             log(note)
-        views = 1 + config.tta
-        predicting = views * (len(test_images) + (0 if holdout is None else len(holdout[0]))) / len(kept)
-        clock = Budget(deadline, log, None if kind in foreseen else functools.partial(foresee, kind), predicting)
-        nets, histories = train.fit_members(config, images[kept], labels[kept], specs, validation, device,
-                                            monitor=holdout, callbacks=[clock])
+        held_rows = 0 if rows.holdout is None else len(rows.holdout[0])
+        callback = timetable.callback(number, (1 + config.tta) * (len(rows.test_images) + held_rows) / len(kept))
+        nets, histories = train.fit_members(config, rows.images[kept], rows.labels[kept], specs, validation, device,
+                                            monitor=rows.holdout, callbacks=[callback])
         fit_seconds = time.time() - began
-        if clock.stopped:
-            share.stopped.append(clock.stopped)
-            share.cut_short += group
         for m, net, history in zip(group, nets, histories):
-            started = time.time()
-            tested = train.predict(net, test_images, config.tta)
-            held = None if holdout is None else train.predict(net, holdout[0], config.tta)
-            if held is not None:
-                log(f"member {m + 1}: hold-out accuracy {accuracy(held, holdout[1]):.5f}")
-            share.members.append(Member(m, tested, held, history, fit_seconds / len(group),
-                                        time.time() - started, len(kept) * len(history["loss"])))
+            tested, held, seconds = predict_member(config, m, net, rows, log)
+            members.append(Member(m, tested, held, history, fit_seconds / len(group), seconds,
+                                  len(kept) * len(history["loss"])))
         keras.backend.clear_session()  # free the graph before the next group
-        share.group_seconds = took[kind] = time.time() - began
-        spent, rest = time.time() - opened, kinds[number + 1:]
-        if rest:
-            more = sum(took.get(other, spent / (number + 1)) for other in rest)
-            log(f"budget: {number + 1} of {len(groups)} groups in {spent / 60:.1f} min; the other {len(rest)} at "
-                f"the pace of their kind so far: about {duration(more)} more")
-    return share
+        timetable.ended(number, group, callback, time.time() - began)
+    return Share(members, device, timetable.estimate_seconds, timetable.group_seconds, timetable.stopped,
+                 timetable.cut_short)
 
 
-def train_ensemble(config, images, labels, test_images, holdout=None, log=print, deadline=None,
-                   group_seconds=None) -> Result | None:
+def group_rows(config, rows: data.Rows, seed: int):
+    """The rows (numbers) a group trains on and its validation (images, labels) or None: one member alone may
+    hold out its own --validation rows; side by side they train on the same rows."""
+    kept, checked = data.split(rows.labels, config.validation, seed, "--validation")
+    return kept, ((rows.images[checked], rows.labels[checked]) if len(checked) else None)
+
+
+def predict_member(config, index: int, net, rows: data.Rows, log):
+    """Member `index`'s softmax on the test images and on the hold-out (or None), with TTA, and the seconds."""
+    started = time.time()
+    tested = train.predict(net, rows.test_images, config.tta)
+    held = None if rows.holdout is None else train.predict(net, rows.holdout[0], config.tta)
+    if held is not None:
+        log(f"member {index + 1}: hold-out accuracy {accuracy(held, rows.holdout[1]):.5f}")
+    return tested, held, time.time() - started
+
+
+def train_ensemble(config, rows: data.Rows, clock=Clock(), log=print) -> Result | None:
     """`config.members` members, each with its own seed and (with config.validation) its own validation split;
-    `holdout` (images, labels), never trained on, measures each member and the average of their softmaxes. None
-    when the budget left no member to train: only with `group_seconds` (a round after the first)."""
+    `rows.holdout`, never trained on, measures each member and the average of their softmaxes. With several
+    GPUs the groups are dealt to one worker process each. None when the budget left no member to train: only
+    with `clock.group_seconds` (a round after the first)."""
     size = config.members_per_step
     groups = [list(range(start, min(start + size, config.members))) for start in range(0, config.members, size)]
     gpus = workers.gpus_for(config, len(groups))
     if len(gpus) > 1:
-        shares, failures = workers.train_shares(gpus, config, groups, images, labels, test_images, holdout,
-                                                deadline, group_seconds)
+        work = functools.partial(train_share, config, rows=rows, clock=clock)
+        shares, failures = workers.train_shares(gpus, groups, work)
     else:
-        shares = [train_share(config, groups, images, labels, test_images, holdout, log, deadline, group_seconds)]
-        failures = []
+        shares, failures = [train_share(config, groups, rows, clock, log)], []
+    return combine(config, shares, failures, rows.holdout)
+
+
+def combine(config, shares: list, failures: list, holdout) -> Result | None:
+    """The ensemble of the members the shares trained: their average, scored on `holdout`; None without one."""
     members = sorted((member for share in shares for member in share.members), key=lambda member: member.index)
     if not members:
         return None
@@ -218,36 +168,33 @@ def train_ensemble(config, images, labels, test_images, holdout=None, log=print,
     )
 
 
-def pseudo_labelled(config, images, labels, test_images, test_probabilities, log=print):
-    """The training rows plus the test images that `test_probabilities` (an ensemble's) gives a class with at
-    least `config.pseudo` confidence, labelled with that class."""
+def pseudo_labelled(config, rows: data.Rows, test_probabilities, log=print) -> data.Rows:
+    """`rows` whose training rows also hold the test images that `test_probabilities` (an ensemble's) gives a
+    class with at least `config.pseudo` confidence, labelled with that class."""
     confident = np.flatnonzero(test_probabilities.max(axis=1) >= config.pseudo)
-    log(f"pseudo-labels: {len(confident)} of {len(test_images)} test images at confidence >= {config.pseudo}")
+    log(f"pseudo-labels: {len(confident)} of {len(rows.test_images)} test images at confidence >= {config.pseudo}")
     guesses = test_probabilities[confident].argmax(axis=1)
-    return np.concatenate([images, test_images[confident]]), np.concatenate([labels, guesses])
+    return dataclasses.replace(rows, images=np.concatenate([rows.images, rows.test_images[confident]]),
+                               labels=np.concatenate([rows.labels, guesses]))
 
 
-def train_members(config, images, labels, test_images, holdout=None, log=print, deadline=None) -> Result:
+def train_members(config, rows: data.Rows, clock=Clock(), log=print) -> Result:
     """The ensemble; with `config.pseudo`, a second ensemble that also learns the test images the first one
     labelled with at least that confidence. Legitimate here: the test images are given, their labels are not.
-    `deadline` (time.time(), from --budget-minutes) holds for both rounds."""
-    first = train_ensemble(config, images, labels, test_images, holdout, log, deadline)
+    `clock.deadline` (time.time(), from --budget-minutes) holds for both rounds."""
+    first = train_ensemble(config, rows, clock, log)
     if not config.pseudo:
         return first
     log(f"first-round hold-out {first.ensemble_accuracy}")
-    taught_images, taught_labels = pseudo_labelled(config, images, labels, test_images, first.test_probabilities, log)
-    if len(taught_labels) == len(labels):
+    taught = pseudo_labelled(config, rows, first.test_probabilities, log)
+    if len(taught.labels) == len(rows.labels):
         return first
-    second = train_ensemble(config, taught_images, taught_labels, test_images, holdout, log, deadline,
-                            first.group_seconds)
+    second = train_ensemble(config, taught, Clock(clock.deadline, first.group_seconds), log)
     if second is None:
         log("budget: no second round: it would end past the budget; the first round's members write the submission")
-        first.stopped.append("budget: no second (pseudo-label) round")
-        return first
-    second.histories = first.histories + second.histories
-    second.train_seconds += first.train_seconds
-    second.predict_seconds += first.predict_seconds
-    second.stopped = first.stopped + second.stopped
-    second.failures = first.failures + second.failures
-    second.first_round = first
-    return second
+        return dataclasses.replace(first, stopped=first.stopped + ["budget: no second (pseudo-label) round"])
+    return dataclasses.replace(second, histories=first.histories + second.histories,
+                               train_seconds=first.train_seconds + second.train_seconds,
+                               predict_seconds=first.predict_seconds + second.predict_seconds,
+                               stopped=first.stopped + second.stopped, failures=first.failures + second.failures,
+                               first_round=first)

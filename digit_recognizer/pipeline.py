@@ -5,43 +5,15 @@ import json
 import os
 import pathlib
 import resource
-import sys
-import tempfile
 import time
 
 import numpy as np
 
-from digit_recognizer import config as configuration, data, report, submit
+from digit_recognizer import config as configuration, data, quiet, report, submit
 
 
 def peak_memory_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
-
-
-def import_training():
-    """digit_recognizer.ensemble, which loads Keras and its backend. TensorFlow prints a dozen C++ start-up lines
-    (oneDNN, CUDA stubs, CPU features) that look like failures, some even at TF_CPP_MIN_LOG_LEVEL=3: unless the
-    user set a level below 3 to see them, they go to a scratch file, shown only if the import fails."""
-    if os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3") in ("0", "1", "2"):
-        from digit_recognizer import ensemble
-        return ensemble
-    sys.stderr.flush()
-    try:
-        saved = os.dup(2)
-    except OSError:  # no stderr to silence
-        from digit_recognizer import ensemble
-        return ensemble
-    with tempfile.TemporaryFile() as scratch:
-        os.dup2(scratch.fileno(), 2)  # a file descriptor, not sys.stderr: the lines come from C++
-        try:
-            from digit_recognizer import ensemble
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            if "digit_recognizer.ensemble" not in sys.modules:  # the import failed: show what it printed
-                scratch.seek(0)
-                sys.stderr.write(scratch.read().decode(errors="replace"))
-    return ensemble
 
 
 def write_npz(path, **arrays) -> pathlib.Path:
@@ -139,12 +111,13 @@ def run(config, source: data.Source, out_dir, log=print, plots=True) -> dict:
     lap("read and check")
 
     # imported here, not at the top: Keras loads its backend (seconds) only once the data is good
-    ensemble = import_training()
-    from digit_recognizer import devices
+    with quiet.start_up_hidden():
+        from digit_recognizer import budget, devices, ensemble
     log(devices.found())
     lap("imports")
 
-    result = ensemble.train_members(config, images[kept], labels[kept], test_images, holdout, log, deadline)
+    rows = data.Rows(images[kept], labels[kept], test_images, holdout)
+    result = ensemble.train_members(config, rows, budget.Clock(deadline), log)
     lap("train and predict")
     if result.workers == 1:  # several workers' seconds overlap: then the lap stays whole
         seconds["train"] = round(result.train_seconds, 2)
@@ -216,7 +189,7 @@ def tell(config, result, summary, log) -> None:
     accuracy = "n/a (no hold-out)" if result.ensemble_accuracy is None else f"{result.ensemble_accuracy:.5f}"
     log(f"hold-out accuracy: {accuracy}; members {[round(a, 5) for a in result.member_accuracy]}")
     if result.stopped:
-        from digit_recognizer.ensemble import named
+        from digit_recognizer.budget import named
         cut = f", {named(result.cut_short)} cut short" if result.cut_short else ""
         log(f"budget: {summary['members_trained']} of {config.members} members trained in the "
             f"{config.budget_minutes:g} minutes{cut}; the submission is their average")

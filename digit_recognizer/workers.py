@@ -7,9 +7,13 @@ per-step overhead, which two GPUs double. The workers start with `spawn`, so eac
 this module imports none, so the parent can count GPUs without taking their memory.
 """
 
+import functools
 import multiprocessing
 import multiprocessing.connection
 import os
+import pickle
+
+from digit_recognizer import quiet
 
 
 def gpus_for(config, groups: int) -> list:
@@ -29,41 +33,34 @@ def deal(groups: list, workers: int) -> list:
     return [groups[worker::workers] for worker in range(workers)]
 
 
-def _work(connection, name, config, groups, arrays, deadline, group_seconds):
-    """A worker's body: trains its groups and sends back its Share, or the error that stopped it."""
+def _work(connection, name, job: bytes):
+    """A worker's body: runs `job` (a pickled call of ensemble.train_share on its groups) and sends back the
+    Share, or the error that stopped it. Unpickling the job imports the ensemble, and with it the backend."""
     try:
-        from digit_recognizer import pipeline
-
-        ensemble = pipeline.import_training()  # quiet, as in the parent
-
-        def log(line):
-            print(f"[{name}] {line}", flush=True)
-
-        images, labels, test_images, holdout = arrays
-        connection.send(ensemble.train_share(config, groups, images, labels, test_images, holdout, log, deadline,
-                                             group_seconds))
+        with quiet.start_up_hidden():  # as quiet as the parent
+            work = pickle.loads(job)
+        connection.send(work(log=lambda line: print(f"[{name}] {line}", flush=True)))
     except Exception as error:  # noqa: BLE001: whatever stopped it, the parent must hear of it
         connection.send(f"{type(error).__name__}: {error}")
     finally:
         connection.close()
 
 
-def train_shares(gpus, config, groups, images, labels, test_images, holdout, deadline, group_seconds):
-    """Starts one worker per entry of `gpus`, each on its dealt groups, and waits on all of them together:
-    (the Shares that came back, in worker order; a line for each worker that failed). A worker that fails
-    costs its own members only; that none came back is a ValueError."""
+def train_shares(gpus: list, groups: list, work) -> tuple:
+    """Starts one worker per entry of `gpus`, each calling `work(its dealt groups, log=...)`, and waits on all of
+    them together: (the Shares that came back, in worker order; a line for each worker that failed). A worker
+    that fails costs its own members only; that none came back is a ValueError."""
     context = multiprocessing.get_context("spawn")
     started = []
     for number, (gpu, mine) in enumerate(zip(gpus, deal(groups, len(gpus)))):
+        name = f"worker {number + 1}" if gpu is None else f"gpu {gpu}"
         receiving, sending = context.Pipe(duplex=False)
+        job = pickle.dumps(functools.partial(work, mine))
         saved = os.environ.get("CUDA_VISIBLE_DEVICES")
         if gpu is not None:
             os.environ["CUDA_VISIBLE_DEVICES"] = gpu  # the child copies the environment as it starts
         try:
-            name = f"worker {number + 1}" if gpu is None else f"gpu {gpu}"
-            process = context.Process(target=_work, args=(sending, name, config, mine,
-                                                          (images, labels, test_images, holdout), deadline,
-                                                          group_seconds), daemon=True)
+            process = context.Process(target=_work, args=(sending, name, job), daemon=True)
             process.start()
         finally:
             if saved is None:
@@ -72,6 +69,11 @@ def train_shares(gpus, config, groups, images, labels, test_images, holdout, dea
                 os.environ["CUDA_VISIBLE_DEVICES"] = saved
         sending.close()
         started.append((name, process, receiving))
+    return collect(started)
+
+
+def collect(started: list) -> tuple:
+    """Each started worker's answer, taken as it comes: (Shares in worker order, failures)."""
     answers, waiting = {}, {receiving: (name, process) for name, process, receiving in started}
     while waiting:
         for receiving in multiprocessing.connection.wait(list(waiting)):

@@ -38,14 +38,12 @@ def train_fold(config, settings, images, labels, test_images, kept, held, path, 
     """One fold's members, trained on `kept` (plus the test images that `teacher`, test probabilities from
     `teacher_probabilities`, labels confidently) and scored on `held`, saved with the fold's test predictions and
     timings to `path` (fold-K.npz). `settings` is the config as JSON, kept to check against."""
-    from digit_recognizer import ensemble, pipeline
-    holdout = (images[held], labels[held])
+    from digit_recognizer import data, ensemble, pipeline
+    rows = data.Rows(images[kept], labels[kept], test_images, (images[held], labels[held]))
     if teacher is not None:  # the teachers' ensemble stands in for the first round that --pseudo alone trains
-        taught_images, taught_labels = ensemble.pseudo_labelled(config, images[kept], labels[kept], test_images,
-                                                                teacher)
-        result = ensemble.train_ensemble(config, taught_images, taught_labels, test_images, holdout)
+        result = ensemble.train_ensemble(config, ensemble.pseudo_labelled(config, rows, teacher))
     else:
-        result = ensemble.train_members(config, images[kept], labels[kept], test_images, holdout)
+        result = ensemble.train_members(config, rows)
     pipeline.write_member_predictions(
         path, config, result.member_holdout_probabilities, held, labels[held],
         test_probabilities=result.test_probabilities.astype(np.float16), train_seconds=result.train_seconds,

@@ -198,8 +198,9 @@ def oof_setup(tmp_path, sample_frames, monkeypatch):
     test.iloc[:40].to_csv(tmp_path / "test.csv", index=False)
     trained = []
 
-    def fake_training(config, images, kept_labels, test_images, holdout):
-        trained.append(len(kept_labels))
+    def fake_training(config, rows):
+        trained.append(len(rows.labels))
+        test_images, holdout = rows.test_images, rows.holdout
         members = [one_hot(holdout[1]), one_hot(np.zeros(len(holdout[1]), int), sure=0.6)]
         test_probabilities = np.full((len(test_images), 10), 0.1)
         test_probabilities[:5] = one_hot(np.full(5, 3), sure=0.9995)  # five test images it is sure are 3s

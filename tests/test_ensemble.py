@@ -5,6 +5,8 @@ import numpy as np
 import pytest
 
 from digit_recognizer import data, ensemble, pipeline, train, workers
+from digit_recognizer.budget import Budget, Clock as Deadline
+from digit_recognizer.data import Rows
 from digit_recognizer.config import Config
 
 TINY = Config(model="lenet", members=1, epochs=1, batch_size=16, verbose=0, precision="float32", tta=0,
@@ -28,7 +30,7 @@ def test_ensemble_averages_member_softmaxes(monkeypatch):
     images = np.zeros((20, 28, 28, 1), np.float32)
     labels = np.array([1] * 10 + [7] * 10)
     config = dataclasses.replace(TINY, members=3, validation=0.2)
-    result = ensemble.train_ensemble(config, images, labels, images[:4], (images[:4], np.array([1, 1, 7, 7])),
+    result = ensemble.train_ensemble(config, Rows(images, labels, images[:4], (images[:4], np.array([1, 1, 7, 7]))),
                                      log=lambda *_: None)
     assert np.allclose(result.test_probabilities[0, [1, 7]], [(0.55 * 2 + 0.05) / 3, (0.05 * 2 + 0.55) / 3])
     assert result.member_accuracy == [0.5, 0.5, 0.5]
@@ -46,7 +48,7 @@ def test_members_alternate_families_and_seeds(monkeypatch):
     monkeypatch.setattr(train, "fit_members", fake_fit)
     images, labels = np.zeros((20, 28, 28, 1), np.float32), np.arange(20) % 2
     config = dataclasses.replace(TINY, model="bn+deep", members=3)
-    ensemble.train_ensemble(config, images, labels, images[:2], (images[:2], labels[:2]), log=lambda *_: None)
+    ensemble.train_ensemble(config, Rows(images, labels, images[:2], (images[:2], labels[:2])), log=lambda *_: None)
     assert seen == [("bn", 42, True, True), ("deep", 1042, True, True), ("bn", 2042, True, True)]
 
 
@@ -59,14 +61,14 @@ def test_pseudo_labels_add_confident_test_images(monkeypatch):
 
     monkeypatch.setattr(train, "fit_members", fake_fit)
     images, labels, test = np.zeros((20, 28, 28, 1), np.float32), np.arange(20) % 2, np.zeros((6, 28, 28, 1))
-    quiet = dict(holdout=None, log=lambda *_: None)
-    ensemble.train_members(dataclasses.replace(TINY, pseudo=0.6), images, labels, test, **quiet)
+    quiet = dict(log=lambda *_: None)
+    ensemble.train_members(dataclasses.replace(TINY, pseudo=0.6), Rows(images, labels, test), **quiet)
     assert trained_on == [20]  # nobody at 0.6: no second round
     trained_on.clear()
-    result = ensemble.train_members(dataclasses.replace(TINY, pseudo=0.5), images, labels, test, **quiet)
+    result = ensemble.train_members(dataclasses.replace(TINY, pseudo=0.5), Rows(images, labels, test), **quiet)
     assert trained_on == [20, 26] and len(result.histories) == 2
     trained_on.clear()
-    ensemble.train_members(TINY, images, labels, test, **quiet)
+    ensemble.train_members(TINY, Rows(images, labels, test), **quiet)
     assert trained_on == [20]
 
 
@@ -75,8 +77,9 @@ def test_pseudo_labelled_appends_only_the_sure_test_images_with_their_class():
     test = np.arange(4, dtype=np.float32)[:, None, None, None] * np.ones((4, 28, 28, 1))
     probabilities = np.full((4, 10), 0.01)
     probabilities[[0, 2, 3], [9, 1, 2]] = [0.999, 0.9989, 0.9995]
-    taught_images, taught_labels = ensemble.pseudo_labelled(Config(pseudo=0.999), images, labels, test,
-                                                            probabilities, log=lambda *_: None)
+    taught = ensemble.pseudo_labelled(Config(pseudo=0.999), Rows(images, labels, test), probabilities,
+                                      log=lambda *_: None)
+    taught_images, taught_labels = taught.images, taught.labels
     assert taught_labels.tolist() == [4, 5, 6, 9, 2]
     assert taught_images.shape == (5, 28, 28, 1) and taught_images[3:, 0, 0, 0].tolist() == [0.0, 3.0]
 
@@ -86,7 +89,7 @@ def test_pseudo_run_keeps_the_first_rounds_hold_out_scores(monkeypatch, tmp_path
     monkeypatch.setattr(train, "fit_members", constant_members([7, 3]))
     images, labels, test = np.zeros((20, 28, 28, 1), np.float32), np.full(20, 3), np.zeros((6, 28, 28, 1))
     holdout = (np.zeros((4, 28, 28, 1), np.float32), np.full(4, 3))
-    result = ensemble.train_members(dataclasses.replace(TINY, pseudo=0.5), images, labels, test, holdout,
+    result = ensemble.train_members(dataclasses.replace(TINY, pseudo=0.5), Rows(images, labels, test, holdout),
                                     log=lambda *_: None)
     assert result.first_round.ensemble_accuracy == 0.0 and result.ensemble_accuracy == 1.0
     saved = np.load(pipeline.write_holdout_predictions(tmp_path, TINY, result, np.arange(4), holdout[1]))
@@ -113,7 +116,7 @@ def test_members_per_step_trains_groups_and_keeps_members_apart(monkeypatch):
     monkeypatch.setattr(train, "fit_members", fake_fit)
     images, labels = np.zeros((20, 28, 28, 1), np.float32), np.full(20, 1)
     config = dataclasses.replace(TINY, model="bn+deep", members=3, members_per_step=2)
-    result = ensemble.train_ensemble(config, images, labels, images[:2], (images[:4], np.full(4, 1)),
+    result = ensemble.train_ensemble(config, Rows(images, labels, images[:2], (images[:4], np.full(4, 1))),
                                      log=lambda *_: None)
     assert groups == [[("bn", 42), ("deep", 1042)], [("bn", 2042)]]
     assert result.member_accuracy == [1.0, 0.0, 1.0] and result.member_indices == [0, 1, 2]
@@ -143,8 +146,9 @@ def ten_seconds_a_fit(monkeypatch, digits):
 def test_budget_stops_adding_members_and_the_run_keeps_the_ones_it_has(monkeypatch):
     ten_seconds_a_fit(monkeypatch, [1, 1, 7, 7])
     images, labels, lines = np.zeros((20, 28, 28, 1), np.float32), np.full(20, 1), []
-    result = ensemble.train_ensemble(dataclasses.replace(TINY, members=4), images, labels, images[:2],
-                                     (images[:4], np.full(4, 1)), log=lines.append, deadline=1025.0)
+    result = ensemble.train_ensemble(dataclasses.replace(TINY, members=4),
+                                     Rows(images, labels, images[:2], (images[:4], np.full(4, 1))),
+                                     log=lines.append, clock=Deadline(1025.0))
     # member 1 ends at 1010, member 2 at 1020; member 3 would end at 1030, past 1025
     assert result.member_accuracy == [1.0, 1.0] and result.member_indices == [0, 1]
     assert result.stopped == [lines[-1]] and "not training member 3 or later" in lines[-1]
@@ -154,8 +158,9 @@ def test_a_pseudo_label_round_past_the_budget_leaves_the_first_rounds_members(mo
     ten_seconds_a_fit(monkeypatch, [1, 7])  # the first round reads every image as a 1, sure enough to teach
     images, labels, lines = np.zeros((20, 28, 28, 1), np.float32), np.full(20, 1), []
     # the first round's one member ends at 1010; a second round's would end at 1020, past 1015
-    result = ensemble.train_members(dataclasses.replace(TINY, pseudo=0.5), images, labels, images[:2],
-                                    (images[:4], np.full(4, 1)), log=lines.append, deadline=1015.0)
+    result = ensemble.train_members(dataclasses.replace(TINY, pseudo=0.5),
+                                    Rows(images, labels, images[:2], (images[:4], np.full(4, 1))),
+                                    log=lines.append, clock=Deadline(1015.0))
     assert result.first_round is None and result.member_accuracy == [1.0]
     assert result.stopped == ["budget: no second (pseudo-label) round"] and "no second round" in lines[-1]
 
@@ -183,7 +188,7 @@ def test_budget_callback_foresees_the_group(monkeypatch):
     clock, foreseen = Clock(0), []
     monkeypatch.setattr(ensemble.time, "time", clock)
     # predicting 0.6 images per image trained: 0.6 / 3 of an epoch's time, 2 s
-    budget = ensemble.Budget(None, log=print, foresee=lambda *timed: foreseen.append(timed), predicting=0.6)
+    budget = Budget(None, log=print, foresee=lambda *timed: foreseen.append(timed), predicting=0.6)
     assert epochs_of(budget, clock, [20.0, 10.0, 10.0]) == 3 and budget.stopped is None
     assert foreseen == [(5, 20.0, 10.0, 20 + 10 * 4 + 2)]  # once, after the second epoch: the first compiles
 
@@ -215,7 +220,8 @@ def test_budget_times_each_family_and_skips_the_group_its_own_pace_would_overrun
     images, labels = np.zeros((30, 28, 28, 1), np.float32), np.full(30, 1)
     # bn groups take 30 s, deep ones 90 s, from 1000: bn to 1030, deep to 1120, bn to 1150; the last deep group
     # would end at 1240, past 1200 (by the last group's pace, bn's, it would have seemed to fit)
-    result = ensemble.train_ensemble(config, images, labels, images[:3], log=lines.append, deadline=1200.0)
+    result = ensemble.train_ensemble(config, Rows(images, labels, images[:3]), log=lines.append,
+                                     clock=Deadline(1200.0))
     assert result.member_indices == [0, 1, 2] and "not training member 4" in result.stopped[0]
     assert result.cut_short == []  # each group it started ended in time
     foreseen = [line for line in lines if "will train and predict" in line]
@@ -234,7 +240,8 @@ def test_members_the_budget_stops_mid_fit_are_kept_and_named(monkeypatch):
     config = dataclasses.replace(TINY, model="bn", members=3, members_per_step=2, epochs=3)
     images, labels = np.zeros((30, 28, 28, 1), np.float32), np.full(30, 1)
     # members 1 and 2 side by side: an epoch takes 20 s, so at 1020 another would end past 1035
-    result = ensemble.train_ensemble(config, images, labels, images[:3], log=lambda line: None, deadline=1035.0)
+    result = ensemble.train_ensemble(config, Rows(images, labels, images[:3]), log=lambda line: None,
+                                     clock=Deadline(1035.0))
     assert result.member_indices == [0, 1] and result.cut_short == [0, 1]
     assert "stopped training after epoch 1 of 3" in result.stopped[0] and "not training member 3" in result.stopped[1]
 
@@ -243,11 +250,11 @@ def test_budget_callback_stops_before_an_epoch_and_predictions_would_overrun(mon
     clock = Clock(0)
     monkeypatch.setattr(ensemble.time, "time", clock)
     # at 1020, another epoch (10 s) ends by 1030, but its predictions (2 s) would end past 1031
-    budget = ensemble.Budget(1031.0, log=lambda line: None, predicting=0.6)
+    budget = Budget(1031.0, log=lambda line: None, predicting=0.6)
     assert epochs_of(budget, clock, [10.0] * 5) == 2
     assert "stopped training after epoch 2 of 5" in budget.stopped
     clock.now = 1000.0  # without predictions to make, that third epoch fits
-    budget = ensemble.Budget(1031.0, log=lambda line: None)
+    budget = Budget(1031.0, log=lambda line: None)
     assert epochs_of(budget, clock, [10.0] * 5) == 3
 
 
@@ -269,9 +276,9 @@ def test_two_workers_train_the_same_members_as_one_process(sample_frames):
     test_images, holdout = data.to_images(test_frame.iloc[:20]), (images[:16], labels[:16])
     config = dataclasses.replace(TINY, members=3, rotation=0.0, zoom=0.0, shift=0.0)
     quiet = dict(log=lambda *_: None)
-    alone = ensemble.train_ensemble(config, images, labels, test_images, holdout, **quiet)
-    apart = ensemble.train_ensemble(dataclasses.replace(config, workers=2), images, labels, test_images, holdout,
-                                    **quiet)
+    rows = Rows(images, labels, test_images, holdout)
+    alone = ensemble.train_ensemble(config, rows, **quiet)
+    apart = ensemble.train_ensemble(dataclasses.replace(config, workers=2), rows, **quiet)
     assert apart.workers == 2 and apart.member_indices == [0, 1, 2]
     assert np.allclose(apart.test_probabilities, alone.test_probabilities, atol=1e-5)
     assert apart.member_accuracy == alone.member_accuracy
@@ -286,7 +293,7 @@ def test_a_worker_that_fails_costs_only_its_own_members(sample_frames, capsys):
     # member 2 (worker 2's) is of a family no model has: that worker fails at once, worker 1 trains on
     config = dataclasses.replace(TINY, members=2, workers=2, model="lenet+nonesuch", rotation=0.0, zoom=0.0,
                                  shift=0.0)
-    result = ensemble.train_ensemble(config, images, labels, data.to_images(test_frame.iloc[:8]), None,
+    result = ensemble.train_ensemble(config, Rows(images, labels, data.to_images(test_frame.iloc[:8])),
                                      log=lambda *_: None)
     assert result.member_indices == [0] and result.test_probabilities.shape == (8, 10)
     assert len(result.failures) == 1 and result.failures[0].startswith("worker 2 failed: ")
@@ -310,4 +317,4 @@ def test_a_worker_that_fails_is_one_error():
     images = np.zeros((8, 28, 28, 1), np.float32)
     config = dataclasses.replace(TINY, members=2, workers=2, model="lenet", batch_size=0)  # unchecked: fit fails
     with pytest.raises(ValueError, match="workers: worker 1 failed: "):
-        ensemble.train_ensemble(config, images, np.arange(8) % 2, images, None, log=lambda *_: None)
+        ensemble.train_ensemble(config, Rows(images, np.arange(8) % 2, images), log=lambda *_: None)

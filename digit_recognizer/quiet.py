@@ -1,0 +1,38 @@
+"""Keras's backend, loaded without TensorFlow's start-up lines.
+
+TensorFlow prints a dozen C++ lines as it loads (oneDNN, CUDA stubs, CPU features) that look like failures, some
+even at TF_CPP_MIN_LOG_LEVEL=3. Unless the user set a level below 3 to see them, whatever loads the backend inside
+`start_up_hidden()` writes them to a scratch file, shown only if the loading fails. This module imports no
+backend, so the run (pipeline.py) and each worker process (workers.py) can use it before theirs is loaded.
+"""
+
+import contextlib
+import os
+import sys
+import tempfile
+
+
+@contextlib.contextmanager
+def start_up_hidden():
+    """A block whose C++ writes to standard error go to a scratch file, shown only if the block raises."""
+    if os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3") in ("0", "1", "2"):
+        yield
+        return
+    sys.stderr.flush()
+    try:
+        saved = os.dup(2)
+    except OSError:  # no stderr to silence
+        yield
+        return
+    with tempfile.TemporaryFile() as scratch:
+        os.dup2(scratch.fileno(), 2)  # a file descriptor, not sys.stderr: the lines come from C++
+        try:
+            yield
+        except BaseException:
+            os.dup2(saved, 2)
+            scratch.seek(0)
+            sys.stderr.write(scratch.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
