@@ -4,7 +4,6 @@ Flags: `python kernel.py --help`. Every hyperparameter lives in digit_recognizer
 """
 
 import argparse
-import atexit
 import os
 import signal
 import sys
@@ -23,14 +22,16 @@ def main(argv=None) -> int:
 
     parser = argparse.ArgumentParser(description="Train a digit recognizer and write submission.csv.",
                                      allow_abbrev=False)  # `--epoch 3` must not pass for --epochs
-    parser.add_argument("--data-dir", help="folder with train.csv and test.csv (.csv or .csv.gz)")
-    parser.add_argument("--out", help="where submission.csv goes (default: the working folder on Kaggle, else ./output)")
-    parser.add_argument("--no-plots", action="store_true", help="skip the pictures (summary.json is still written)")
-    configuration.add_arguments(parser)
+    own = [parser.add_argument("--data-dir", help="folder with train.csv and test.csv (.csv or .csv.gz)"),
+           parser.add_argument("--out", help="where submission.csv goes (default: the working folder on Kaggle, "
+                                             "else ./output)"),
+           parser.add_argument("--no-plots", action="store_true", help="skip the pictures (summary.json is still "
+                                                                         "written)")]
+    known = [option for action in own for option in action.option_strings] + configuration.add_arguments(parser)
     # parse_known_args: under ipykernel (a Kaggle notebook) argv carries the kernel's own flags
     argv = configuration.field_spelling(sys.argv[1:] if argv is None else argv)
     args, unknown = parser.parse_known_args(argv)
-    for warning in configuration.unknown_flag_warnings(unknown, parser):
+    for warning in configuration.unknown_flag_warnings(unknown, known):
         print(warning, file=sys.stderr)
     out = args.out or default_out()
     try:
@@ -46,16 +47,16 @@ def main(argv=None) -> int:
 
 def interrupted(number, frame):
     """Ctrl-C: one line and exit 130 at once. Unwinding a training step that Ctrl-C cut short crashed inside
-    TensorFlow (free(): invalid next size), so nothing unwinds: the half-written temporary files are removed
-    here, and the exit handlers (the bundle's clean-up) run."""
+    TensorFlow (free(): invalid next size), so nothing unwinds: this removes what a normal exit would, the
+    half-written temporary files and the package a bundle unpacked (scripts/bundle.py), and leaves."""
     from digit_recognizer import submit
 
     print("interrupted: stopped before the end; no file is left half-written", file=sys.stderr, flush=True)
-    for temporary in list(submit.WRITING):
-        if os.path.exists(temporary):
-            os.remove(temporary)
+    submit.remove_unfinished()
+    unpacked = os.environ.get("DIGIT_RECOGNIZER_BUNDLE_ZIP")
+    if unpacked and os.path.exists(unpacked):
+        os.remove(unpacked)
     sys.stdout.flush()
-    atexit._run_exitfuncs()
     os._exit(130)
 
 

@@ -66,8 +66,8 @@ def augmentation(config, seed=None) -> keras.Sequential:
         ]
     stack = keras.Sequential(moves, name="augmentation")
     if keras.backend.backend() == "jax":
-        # Keras marks these layers unfit for jit, and one such layer turns jit off for the whole model:
-        # on an H100 each step then ran op by op, 0.6 s per batch of 64. Their JAX ops (map_coordinates under
+        # Keras marks these layers unfit for jit, and one such layer turns jit off for the whole model: each
+        # step then runs op by op (the research log has the H100's figure). Their JAX ops (map_coordinates under
         # vmap, seeds carried as state) compile fine, so the model keeps jit.
         for layer in stack.layers:
             layer.supports_jit = True

@@ -68,6 +68,7 @@ PRESETS = {
     "cpu": Config(members=24, budget_minutes=540.0),
 }
 RENAMED = {"seed": "tutorial"}  # old family names still accepted, with a note
+SEED_STRIDE = 1000  # member k trains with seed + SEED_STRIDE * k: members' seeds never meet within a run
 
 
 def member_family(config: Config, member: int) -> str:
@@ -78,7 +79,12 @@ def member_family(config: Config, member: int) -> str:
 
 def member_specs(config: Config, members) -> list:
     """(family, seed) of each member number in `members`: member k trains with seed + 1000k."""
-    return [(member_family(config, m), config.seed + 1000 * m) for m in members]
+    return [(member_family(config, m), config.seed + SEED_STRIDE * m) for m in members]
+
+
+def flag(field: str) -> str:
+    """The command-line flag of a Config field: learning_rate -> --learning-rate."""
+    return "--" + field.replace("_", "-")
 
 
 def _field_help():
@@ -98,20 +104,27 @@ def boolean(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"{text!r} is not true or false")
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Adds `--preset` and one `--field-name` flag per Config field, defaulting to None (= keep the preset's)."""
-    parser.add_argument("--preset", choices=sorted(PRESETS), help="named set of hyperparameters (default: full)")
-    parser.add_argument("--fast", action="store_const", const="fast", dest="preset", help="same as --preset fast")
+def add_preset_arguments(parser: argparse.ArgumentParser) -> list:
+    """Adds `--preset NAME` and its shorthand `--fast` (None: the recipe, "full"); returns their flags."""
+    added = [parser.add_argument("--preset", choices=sorted(PRESETS), help="named set of hyperparameters (default: "
+                                 "full, the recipe; the others are described in digit_recognizer/config.py)"),
+             parser.add_argument("--fast", action="store_const", const="fast", dest="preset",
+                                 help="same as --preset fast")]
+    return [option for action in added for option in action.option_strings]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> list:
+    """Adds `--preset` and one `--field-name` flag per Config field, defaulting to None (= keep the preset's);
+    returns the flags it added."""
+    known = add_preset_arguments(parser)
     help_text = _field_help()
     for field in dataclasses.fields(Config):
         kind = field.type if callable(field.type) else type(field.default)
-        parser.add_argument(
-            "--" + field.name.replace("_", "-"),
-            type=boolean if kind is bool else kind,
-            default=None,
-            metavar=field.name.upper(),
-            help=f"{help_text.get(field.name, '')} (default: {field.default})",
-        )
+        parser.add_argument(flag(field.name), type=boolean if kind is bool else kind, default=None,
+                            metavar=field.name.upper(),
+                            help=f"{help_text.get(field.name, '')} (default: {field.default})")
+        known.append(flag(field.name))
+    return known
 
 
 def from_args(args: argparse.Namespace, log=print) -> Config:
@@ -132,7 +145,7 @@ def field_spelling(argv) -> list:
     for item in argv:
         name, equals, value = item.partition("=")
         if item.startswith("--") and name[2:] in fields:
-            item = name.replace("_", "-") + equals + value
+            item = flag(name[2:]) + equals + value
         spelled.append(item)
     return spelled
 
@@ -141,10 +154,10 @@ def field_spelling(argv) -> list:
 IPYKERNEL = re.compile(r"^(-f|--f=.*|--[A-Za-z]+\.\w+(=.*)?|--(ip|stdin|control|hb|shell|iopub|transport)=.*)$")
 
 
-def unknown_flag_warnings(unknown, parser: argparse.ArgumentParser) -> list:
-    """One line for each flag nobody knows (a value after it is not a flag), none for ipykernel's own."""
+def unknown_flag_warnings(unknown, known: list) -> list:
+    """One line for each flag nobody knows (a value after it is not a flag), none for ipykernel's own; `known`:
+    the flags the parser has, for a guess at the one meant."""
     import difflib
-    known = [option for action in parser._actions for option in action.option_strings]
     warnings, after_f = [], False
     for item in unknown:
         if after_f or IPYKERNEL.match(item):
@@ -162,10 +175,11 @@ def settings_flags(settings) -> list:
     flags = []
     for item in settings:
         name, equals, value = item.partition("=")
-        if not equals or name.replace("-", "_") not in fields:
+        name = name.replace("-", "_")  # --set learning-rate=... is the field learning_rate
+        if not equals or name not in fields:
             raise ValueError(f"--set {item}: expected FIELD=VALUE with FIELD a Config field (e.g. holdout=0); "
                              f"the fields are {', '.join(sorted(fields))}")
-        flags += ["--" + name.replace("_", "-"), value]
+        flags += [flag(name), value]
     return flags
 
 
@@ -173,12 +187,12 @@ def parse_flags(flags) -> Config:
     """The Config kernel.py builds from these flags, so a script can check them before anything runs: a value of
     the wrong type or out of range is a ValueError that names its flag."""
     parser = argparse.ArgumentParser(exit_on_error=False, allow_abbrev=False)
-    add_arguments(parser)
+    known = add_arguments(parser)
     try:
         args, unknown = parser.parse_known_args(field_spelling(flags))
     except argparse.ArgumentError as error:
         raise ValueError(f"config: {error}") from None
-    warnings = unknown_flag_warnings(unknown, parser)
+    warnings = unknown_flag_warnings(unknown, known)
     if warnings:  # a script's flags have no ipykernel to make room for: the first unknown one is an error
         raise ValueError(f"config: {warnings[0].removeprefix('warning: ignored ')}")
     return from_args(args, log=lambda line: None)
@@ -226,7 +240,7 @@ RANGES = {
 def check(config: Config) -> Config:
     """Raises ValueError naming the flag, its value and what it accepts."""
     def fault(name, why):
-        return ValueError(f"config: --{name.replace('_', '-')} {getattr(config, name)}: {why}")
+        return ValueError(f"config: {flag(name)} {getattr(config, name)}: {why}")
 
     if not all(family in FAMILIES for family in config.model.split("+")):
         raise fault("model", f"not one of {', '.join(FAMILIES)} (or several joined by +)")
@@ -236,10 +250,10 @@ def check(config: Config) -> Config:
     for name, (test, why) in RANGES.items():
         if not test(getattr(config, name)):
             raise fault(name, why)
-    last_seed = config.seed + 1000 * (config.members - 1)
+    last_seed = config.seed + SEED_STRIDE * (config.members - 1)
     if not (0 <= config.seed and last_seed < SEEDS):
         raise fault("seed", f"member k trains with seed + 1000k, so with {config.members} members the seed must "
-                            f"be in [0, {SEEDS - 1 - 1000 * (config.members - 1)}]")
+                            f"be in [0, {SEEDS - 1 - SEED_STRIDE * (config.members - 1)}]")
     if config.members_per_step > 1 and config.validation:
         raise fault("members_per_step", "members side by side train on the same rows, so each cannot keep its own "
                                         "--validation rows: use --validation 0 (the hold-out still scores them)")

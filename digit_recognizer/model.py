@@ -4,7 +4,7 @@
 - bn:   the BatchNorm CNN of the best public ensemble kernel (Chris Deotte, "25 Million Images! [0.99757]").
 - deep: a deeper no-pooling BatchNorm CNN with 3x3, 5x5 and 7x7 kernels, for ensemble diversity.
 - lenet: a LeNet-shaped CNN (two convolution-pooling stages, one dense layer) with a tenth of bn's arithmetic:
-        the `--fast` family, 99% in three epochs.
+        the `--fast` family.
 - m5:   the 5x5 model of An, Lee, Park, Yang and So, "An Ensemble of Simple Convolutional Neural Network Models
         for MNIST Digit Recognition" (arXiv 2008.10400): five valid 5x5 BatchNorm convolutions, no pooling.
 """

@@ -45,7 +45,14 @@ def writable_folder(folder, flag="--out") -> pathlib.Path:
     return folder
 
 
-WRITING = set()  # temporary files being written, for an interrupt handler to remove (kernel.py)
+_WRITING = set()  # temporary files being written now
+
+
+def remove_unfinished() -> None:
+    """Removes the temporary files being written now: what an interrupt handler does before it exits."""
+    for temporary in list(_WRITING):
+        if os.path.exists(temporary):
+            os.remove(temporary)
 
 
 def write_atomic(path, write) -> pathlib.Path:
@@ -54,7 +61,7 @@ def write_atomic(path, write) -> pathlib.Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     os.close(handle)
-    WRITING.add(temporary)
+    _WRITING.add(temporary)
     try:
         write(temporary)
         umask = os.umask(0)
@@ -64,7 +71,7 @@ def write_atomic(path, write) -> pathlib.Path:
     finally:
         if os.path.exists(temporary):
             os.remove(temporary)
-        WRITING.discard(temporary)
+        _WRITING.discard(temporary)
     return path
 
 

@@ -41,6 +41,7 @@ def _install_bundle():
         out.write(base64.b64decode("".join(PACKAGE_ZIP)))
     sys.path.insert(0, path)
     atexit.register(os.remove, path)
+    os.environ["DIGIT_RECOGNIZER_BUNDLE_ZIP"] = path  # kernel.py's Ctrl-C handler, which exits at once, removes it
     # SIGTERM (a cancelled Kaggle run, a killed job) exits through Python, so the zip above is removed too
     signal.signal(signal.SIGTERM, lambda number, frame: sys.exit(128 + number))
     os.environ["DIGIT_RECOGNIZER_BUNDLE"] = BUNDLE_HASH  # summary.json records it

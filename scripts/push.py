@@ -23,7 +23,7 @@ import datetime
 import pathlib
 import sys
 
-from digit_recognizer.config import PRESETS
+from digit_recognizer import config as configuration
 from kaggle_api import COMPETITION, KaggleError, owner_from_credentials, set_http_timeout
 from kaggle_steps import CPU_PRESETS, KaggleSteps, check_run, read_summary
 import ledger
@@ -45,7 +45,6 @@ class Road(KaggleSteps):
 
     def kernel_args(self) -> list:
         """kernel.py's flags for the bundle, checked here: a typo found on Kaggle would cost a GPU session."""
-        from digit_recognizer import config as configuration
         args = ["--preset", self.options.preset]
         try:
             args += configuration.settings_flags(self.options.set)
@@ -148,12 +147,9 @@ def main(argv=None) -> int:
                         nargs="?", default="run")
     parser.add_argument("file", nargs="?", help="submit: the submission.csv to send; collect: a runs/<time>-sessions "
                                                 "folder")
-    parser.add_argument("--preset", choices=sorted(PRESETS), default="full",
-                        help="the recipe the kernel runs: full (default), fast (the smoke run), gpu (about two "
-                             "hours of Kaggle's two T4s) or cpu (nine hours of a CPU session, no GPU quota)")
+    configuration.add_preset_arguments(parser)  # the kernel's own --preset and --fast
     parser.add_argument("--sessions", type=int, default=1, help="run: sessions at once, each training other "
                         "members of the recipe; their blend is submitted once")
-    parser.add_argument("--fast", action="store_const", const="fast", dest="preset", help="same as --preset fast")
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                         help="a kernel.py flag baked into the pushed bundle, e.g. --set holdout=0 to train the final "
                              "members on all 42,000 rows (no hold-out score then)")
@@ -171,6 +167,7 @@ def main(argv=None) -> int:
     parser.add_argument("--runs-dir", default=str(ROOT / "runs"), help="where outputs and the ledger go")
     parser.add_argument("--message", default="", help="submit: the submission's description")
     options = parser.parse_args(argv)
+    options.preset = options.preset or "full"
     if options.sessions < 1:
         parser.error("--sessions: at least 1")
     set_http_timeout(options.http_timeout)

@@ -31,7 +31,8 @@ SESSION_HOURS = 12  # a batch session's limit
 def session_args(args: list, count: int) -> list:
     """kernel.py flags for each of `count` sessions: the same recipe, each with members of its own seeds."""
     config = configuration.parse_flags(args)
-    return [args + ["--seed", str(config.seed + 1000 * config.members * number)] for number in range(count)]
+    shift = configuration.SEED_STRIDE * config.members  # past the last member of the session before
+    return [args + ["--seed", str(config.seed + shift * number)] for number in range(count)]
 
 
 def plan_line(args: list, count: int, gpu: bool, left) -> str:

@@ -76,10 +76,10 @@ def test_no_abbreviations_and_field_spellings_accepted():
 
 def test_unknown_flags_warn_except_ipykernels_own():
     parser = configuration.argparse.ArgumentParser(allow_abbrev=False)
-    configuration.add_arguments(parser)
+    known = configuration.add_arguments(parser)
     _, unknown = parser.parse_known_args(["--epochz", "3", "--lr", "0.01", "-f", "/tmp/kernel-1.json",
                                           "--HistoryManager.hist_file=:memory:", "--ip=127.0.0.1"])
-    assert configuration.unknown_flag_warnings(unknown, parser) == [
+    assert configuration.unknown_flag_warnings(unknown, known) == [
         "warning: ignored unknown flag --epochz (did you mean --epochs?)", "warning: ignored unknown flag --lr"]
 
 
