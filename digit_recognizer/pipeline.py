@@ -9,46 +9,11 @@ import time
 
 import numpy as np
 
-from digit_recognizer import config as configuration, data, quiet, report, submit
+from digit_recognizer import data, predictions, quiet, report, submit
 
 
 def peak_memory_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
-
-
-def write_npz(path, **arrays) -> pathlib.Path:
-    """A compressed npz, written atomically."""
-    def write(temporary):
-        with open(temporary, "wb") as handle:  # a handle: np.savez would add .npz to the temporary name
-            np.savez_compressed(handle, **arrays)
-    return submit.write_atomic(path, write)
-
-
-def write_member_predictions(path, config, members, rows, labels, indices=None, **extra) -> pathlib.Path:
-    """An npz of rows (their numbers in train), labels, each member's family and softmax (members, rows, 10),
-    written atomically: what `experiments/benchmark.py pool` reads, so members can be weighed, subset or pooled with
-    other runs' without training again. `indices`: the members' numbers, where a budget left some out."""
-    names = [configuration.member_family(config, m) for m in (indices or range(len(members)))]
-    return write_npz(path, rows=rows, labels=labels, families=np.array(names),
-                     members=np.array(members, np.float32), **extra)
-
-
-def write_test_probabilities(out_dir, config, result) -> pathlib.Path:
-    """test_probabilities.npz: the ensemble's average softmax on the test images and each of its members' family
-    and seed, so several runs (Kaggle sessions) blend into one submission: scripts/blend.py."""
-    families, seeds = zip(*configuration.member_specs(config, result.member_indices))
-    return write_npz(pathlib.Path(out_dir) / "test_probabilities.npz",
-                     probabilities=result.test_probabilities.astype(np.float32), families=np.array(families),
-                     seeds=np.array(seeds))
-
-
-def write_holdout_predictions(out_dir, config, result, rows, labels) -> pathlib.Path:
-    """holdout_predictions.npz: the hold-out's members. With --pseudo, `members` are the second round's and
-    `first_round_members` the first's (plain members)."""
-    first = result.first_round
-    extra = {} if first is None else {"first_round_members": np.array(first.member_holdout_probabilities, np.float32)}
-    return write_member_predictions(pathlib.Path(out_dir) / "holdout_predictions.npz", config,
-                                    result.member_holdout_probabilities, rows, labels, result.member_indices, **extra)
 
 
 SESSION_HOURS = {"gpu or cpu": 12, "tpu": 9}  # Kaggle stops a batch session there, and a cut kernel writes nothing
@@ -84,80 +49,96 @@ def learned(config, result) -> dict:
     return found
 
 
+class Laps:
+    """Where a run's time goes: the seconds of each phase, in order, called as each ends."""
+
+    def __init__(self):
+        self.started = self.clock = time.perf_counter()
+        self.seconds = {}
+
+    def __call__(self, phase: str):
+        now = time.perf_counter()
+        self.seconds[phase], self.clock = round(now - self.clock, 2), now
+
+
 def run(config, source: data.Source, out_dir, log=print, plots=True) -> dict:
     """Trains and writes `out_dir/submission.csv`, summary.json and (with `plots`) the pictures of the run. A run
     that learned too little (`learned`) writes summary.json alone and raises a ValueError."""
-    started = clock = time.perf_counter()
+    laps = Laps()
     config = session_budget(config, log)
     # the budget counts from here: wall-clock time, which worker processes share
     deadline = time.time() + 60 * config.budget_minutes if config.budget_minutes else None
-    seconds = {}
-
-    def lap(phase):  # the seconds since the last lap, under `phase`
-        nonlocal clock
-        seconds[phase] = round(time.perf_counter() - clock, 2)
-        clock = time.perf_counter()
-
     out_dir = submit.writable_folder(out_dir)
     log(f"config: {json.dumps(dataclasses.asdict(config))}")
     log(f"data: {source.describe()}")
-    images, labels, test_images = data.arrays(source, config.limit)
-    counts = data.label_counts(labels)
-    log(f"train {len(labels)} rows, test {len(test_images)} rows; label counts {counts}")
-    data.check_labels(labels, source.train.name)
-    kept, held = data.split(labels, config.holdout, config.holdout_seed)
-    data.check_split(labels[kept], config.validation, "--validation")  # each member splits; fail here, not there
-    holdout = (images[held], labels[held]) if len(held) else None
-    lap("read and check")
+    rows, held, facts = read(config, source, log)
+    laps("read and check")
 
     # imported here, not at the top: Keras loads its backend (seconds) only once the data is good
     with quiet.start_up_hidden():
         from digit_recognizer import budget, devices, ensemble
     log(devices.found())
-    lap("imports")
+    laps("imports")
 
-    rows = data.Rows(images[kept], labels[kept], test_images, holdout)
     result = ensemble.train_members(config, rows, budget.Clock(deadline), log)
-    lap("train and predict")
+    laps("train and predict")
     if result.workers == 1:  # several workers' seconds overlap: then the lap stays whole
-        seconds["train"] = round(result.train_seconds, 2)
-        seconds["predict"] = round(seconds.pop("train and predict") - result.train_seconds, 2)
+        laps.seconds["train"] = round(result.train_seconds, 2)
+        laps.seconds["predict"] = round(laps.seconds.pop("train and predict") - result.train_seconds, 2)
     for failure in result.failures:
         log(f"workers: {failure}; the submission is the average of the other workers' members")
 
-    summary = account(config, source, result, counts, (kept, held, test_images), seconds)
+    summary = account(config, result, facts, laps.seconds)
     if summary["learned"]["refused"]:
         write_json(out_dir / "summary.json", summary)
         raise ValueError(f"{summary['learned']['refused']}; no submission.csv written (summary.json says what "
                          f"was learned)")
-    frame = submit.make_submission(result.test_probabilities)
-    path = submit.write_submission(frame, out_dir / "submission.csv", len(test_images))
-    summary["submission"] = str(path)
-    summary["test_probabilities"] = write_test_probabilities(out_dir, config, result).name
-    if holdout is not None:
-        summary["holdout_predictions"] = write_holdout_predictions(out_dir, config, result, held, holdout[1]).name
-    lap("write")
+    path = write_files(out_dir, config, result, rows, held, summary)
+    laps("write")
     if plots:
-        summary["plots"] = [p.name for p in report.write_plots(out_dir, counts, result, holdout)]
-        lap("plots")
-    seconds["total"] = round(time.perf_counter() - started, 2)
+        summary["plots"] = [p.name for p in report.write_plots(out_dir, facts["label_counts"], result, rows.holdout)]
+        laps("plots")
+    laps.seconds["total"] = round(time.perf_counter() - laps.started, 2)
     write_json(out_dir / "summary.json", summary)
     tell(config, result, summary, log)
     log(f"wrote {path}" + (f" and {len(summary['plots'])} pictures" if plots else ""))
     return summary
 
 
-def account(config, source, result, counts, rows, seconds) -> dict:
+def read(config, source: data.Source, log):
+    """The data, read and checked before anything trains: the Rows the members train on, the numbers of the
+    held-out rows, and what summary.json says of the data."""
+    images, labels, test_images = data.arrays(source, config.limit)
+    counts = data.label_counts(labels)
+    log(f"train {len(labels)} rows, test {len(test_images)} rows; label counts {counts}")
+    data.check_labels(labels, source.train.name)
+    kept, held = data.split(labels, config.holdout, config.holdout_seed)
+    data.check_split(labels[kept], config.validation, "--validation")  # each member splits; fail here, not there
+    rows = data.Rows(images[kept], labels[kept], test_images, (images[held], labels[held]) if len(held) else None)
+    facts = {"data_source": source.describe(),
+             "data_kind": source.kind,  # "kaggle" where Kaggle mounted the data: push.py checks it before submitting
+             "train_rows": int(len(kept)), "holdout_rows": int(len(held)), "test_rows": int(len(test_images)),
+             "label_counts": counts}
+    return rows, held, facts
+
+
+def write_files(out_dir, config, result, rows: data.Rows, held, summary: dict) -> pathlib.Path:
+    """submission.csv and the predictions behind it, named in `summary`: the submission's path."""
+    frame = submit.make_submission(result.test_probabilities)
+    path = submit.write_submission(frame, out_dir / "submission.csv", len(rows.test_images))
+    summary["submission"] = str(path)
+    summary["test_probabilities"] = predictions.write_test(out_dir, config, result).name
+    if rows.holdout is not None:
+        summary["holdout_predictions"] = predictions.write_holdout(out_dir, config, result, held,
+                                                                   rows.holdout[1]).name
+    return path
+
+
+def account(config, result, facts: dict, seconds: dict) -> dict:
     """summary.json: what the run was given, what it learned and what it cost."""
-    kept, held, test_images = rows
     return {
         "config": dataclasses.asdict(config),
-        "data_source": source.describe(),
-        "data_kind": source.kind,  # "kaggle" where Kaggle mounted the data: push.py checks it before submitting
-        "train_rows": int(len(kept)),
-        "holdout_rows": int(len(held)),
-        "test_rows": int(len(test_images)),
-        "label_counts": counts,
+        **facts,
         "member_holdout_accuracy": result.member_accuracy,
         "ensemble_holdout_accuracy": result.ensemble_accuracy,
         **({} if result.first_round is None else {"first_round_holdout_accuracy": {

@@ -12,6 +12,8 @@ import resource
 
 import numpy as np
 
+from digit_recognizer import predictions
+
 from pooling import joined_folds, load_pool, pool
 
 
@@ -25,7 +27,7 @@ def teacher_probabilities(teachers, fold, held) -> tuple[np.ndarray, int]:
         if not path.exists():
             raise ValueError(f"--teacher {folder}: no {path.name}; train that fold there first (benchmark.py oof "
                              f"--fold {fold} with its own settings)")
-        saved = np.load(path)
+        saved = predictions.load(path)
         if not np.array_equal(saved["rows"], held):
             raise ValueError(f"--teacher {folder}: {path.name} holds out other rows than this fold; a teacher must "
                              "be split with the same --folds and --holdout-seed")
@@ -38,14 +40,15 @@ def train_fold(config, settings, images, labels, test_images, kept, held, path, 
     """One fold's members, trained on `kept` (plus the test images that `teacher`, test probabilities from
     `teacher_probabilities`, labels confidently) and scored on `held`, saved with the fold's test predictions and
     timings to `path` (fold-K.npz). `settings` is the config as JSON, kept to check against."""
-    from digit_recognizer import data, ensemble, pipeline
+    from digit_recognizer import data, ensemble
     rows = data.Rows(images[kept], labels[kept], test_images, (images[held], labels[held]))
     if teacher is not None:  # the teachers' ensemble stands in for the first round that --pseudo alone trains
         result = ensemble.train_ensemble(config, ensemble.pseudo_labelled(config, rows, teacher))
     else:
         result = ensemble.train_members(config, rows)
-    pipeline.write_member_predictions(
-        path, config, result.member_holdout_probabilities, held, labels[held],
+    predictions.write_members(
+        path, predictions.families(config, result.member_indices), result.member_holdout_probabilities, held,
+        labels[held],
         test_probabilities=result.test_probabilities.astype(np.float16), train_seconds=result.train_seconds,
         images_per_second=result.images_per_second, device=result.device, precision=result.precision,
         settings=settings)
@@ -63,7 +66,7 @@ def check_fold(path, settings, held) -> None:
     A field added to Config since the fold was saved counts there as its default, which is how that code ran; a
     retired field at its neutral value is as if absent."""
     from digit_recognizer.config import Config
-    saved, defaults = np.load(path), dataclasses.asdict(Config())
+    saved, defaults = predictions.load(path), dataclasses.asdict(Config())
     then, now = {**defaults, **json.loads(str(saved["settings"]))}, {**defaults, **json.loads(settings)}
     then = {name: value for name, value in then.items() if value not in RETIRED.get(name, ())}
     # over both sides' fields: one saved by a field since removed still differs, as it did when compared whole
@@ -78,7 +81,7 @@ def run(args, config, overrides, default_out) -> dict | None:
     """Trains the folds not yet saved in `args.out` (`args.fold`: only those); once all are saved, their members'
     predictions go to out_of_fold_predictions.npz, which `pool` reads, and the test predictions of all folds,
     averaged, to submission.csv, and the results row is returned (None while folds remain)."""
-    from digit_recognizer import data, ensemble, pipeline, submit
+    from digit_recognizer import data, ensemble, submit
     teachers = [str(pathlib.Path(folder)) for folder in args.teacher or []]
     if teachers and not config.pseudo:
         raise ValueError("--teacher needs --set pseudo=C: the confidence a teacher's label must reach, e.g. 0.999")
@@ -111,7 +114,7 @@ def run(args, config, overrides, default_out) -> dict | None:
         train_fold(config, settings, images, labels, test_images, kept, held, paths[fold - 1], teacher)
     done = [fold for fold, path in enumerate(paths, 1) if path.exists()]
     missing = [fold for fold in range(1, args.folds + 1) if fold not in done]
-    folds = [np.load(paths[fold - 1]) for fold in done]
+    folds = [predictions.load(paths[fold - 1]) for fold in done]
     if missing:
         if folds:  # a figure over the rows scored so far, printed, not recorded
             so_far = pool(joined_folds(folds, done))
@@ -122,8 +125,9 @@ def run(args, config, overrides, default_out) -> dict | None:
     members = np.zeros((config.members, len(labels), 10), np.float32)
     for fold in folds:
         members[:, fold["rows"]] = fold["members"]
-    saved = pipeline.write_member_predictions(out / "out_of_fold_predictions.npz", config, members,
-                                              np.arange(len(labels)), labels)
+    saved = predictions.write_members(out / "out_of_fold_predictions.npz",
+                                      predictions.families(config, range(config.members)), members,
+                                      np.arange(len(labels)), labels)
     test_probabilities = sum(fold["test_probabilities"].astype(np.float64) for fold in folds)
     submit.write_submission(submit.make_submission(test_probabilities), out / "submission.csv", len(test_images))
     pooled = pool(load_pool([saved]))  # scored as `pool` scores the file

@@ -9,6 +9,8 @@ import re
 
 import numpy as np
 
+from digit_recognizer import predictions
+
 
 def joined_folds(folds, numbers) -> dict:
     """Saved oof folds (loaded fold-K.npz, for K in `numbers`) as one run whose hold-out is all their rows; `fold`
@@ -29,8 +31,8 @@ def load_pool(paths) -> dict:
     if folders and not common:
         raise ValueError(f"{', '.join(map(str, folders))}: no fold saved in every one of these oof folders")
     numbers = sorted(int(name[5:-4]) for name in common)  # fold-10 after fold-9
-    saved = [joined_folds([np.load(path / f"fold-{k}.npz") for k in numbers], numbers) if path in folders
-             else np.load(path) for path in paths]
+    saved = [joined_folds([predictions.load(path / f"fold-{k}.npz") for k in numbers], numbers)
+             if path in folders else predictions.load(path) for path in paths]
     rows, labels = saved[0].get("rows"), saved[0]["labels"]
     for path, run in zip(paths, saved):
         # files written before the rows were saved are checked by their labels alone

@@ -13,13 +13,12 @@ Runs must predict the same test.csv and train different members: a second sessio
 import argparse
 import pathlib
 import sys
-import zipfile
 
 import numpy as np
 
-from digit_recognizer import submit
+from digit_recognizer import predictions, submit
 
-NAME = "test_probabilities.npz"
+NAME = predictions.TEST
 
 
 def find(place: str) -> pathlib.Path:
@@ -36,23 +35,6 @@ def find(place: str) -> pathlib.Path:
     return found[0]
 
 
-def load(path: pathlib.Path) -> dict:
-    """One run: its probabilities (test rows, 10) and its members' (family, seed) pairs, checked."""
-    try:
-        with np.load(path) as saved:
-            run = {"probabilities": saved["probabilities"].astype(np.float64),
-                   "members": list(zip(saved["families"].tolist(), saved["seeds"].tolist()))}
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as error:
-        raise ValueError(f"{path}: not a run's {NAME} ({type(error).__name__}: {error})") from None
-    probabilities = run["probabilities"]
-    if probabilities.ndim != 2 or probabilities.shape[1] != 10 or not run["members"]:
-        raise ValueError(f"{path}: not a run's {NAME}: probabilities of shape {probabilities.shape} from "
-                         f"{len(run['members'])} members; expected (test rows, 10) from at least one")
-    if not np.isfinite(probabilities).all():
-        raise ValueError(f"{path}: its probabilities are not all finite numbers; the run that wrote it failed")
-    return run
-
-
 def blend(paths: list) -> tuple[np.ndarray, list]:
     """The members' average over all the runs at `paths` (each run's average weighed by its members), and the
     runs."""
@@ -60,7 +42,7 @@ def blend(paths: list) -> tuple[np.ndarray, list]:
     for number, path in enumerate(resolved):
         if path in resolved[:number]:
             raise ValueError(f"{paths[number]}: given twice; each run counts once")
-    runs = [load(path) for path in paths]
+    runs = [predictions.read_test(path) for path in paths]
     sizes = {len(run["probabilities"]) for run in runs}
     if len(sizes) > 1:
         rows = ", ".join(f"{path}: {len(run['probabilities'])}" for path, run in zip(paths, runs))
@@ -79,13 +61,9 @@ def blend(paths: list) -> tuple[np.ndarray, list]:
 def holdout_line(paths: list) -> str | None:
     """Each run's hold-out accuracy and the blend's, where every run left holdout_predictions.npz beside its
     test predictions for the same rows (the same --holdout-seed); else None."""
-    held = []
-    for path in paths:
-        try:
-            with np.load(path.with_name("holdout_predictions.npz")) as saved:
-                held.append((saved["rows"], saved["labels"], saved["members"].astype(np.float64)))
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile):
-            return None
+    held = [predictions.read_holdout(path.with_name(predictions.HOLDOUT)) for path in paths]
+    if any(found is None for found in held):
+        return None
     if any(not np.array_equal(rows, held[0][0]) for rows, _, _ in held):
         return None
     labels = held[0][1]

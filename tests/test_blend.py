@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 import blend
-from digit_recognizer import pipeline
+from digit_recognizer import predictions
 from digit_recognizer.config import Config
 
 
@@ -15,10 +15,10 @@ def run_folder(folder, digits, seed=42, members=(0,), held=None):
     folder.mkdir(parents=True)
     config = Config(model="bn", seed=seed)
     result = types.SimpleNamespace(test_probabilities=np.eye(10)[digits], member_indices=list(members))
-    pipeline.write_test_probabilities(folder, config, result)
+    predictions.write_test(folder, config, result)
     if held is not None:
-        pipeline.write_member_predictions(folder / "holdout_predictions.npz", config, np.eye(10)[held],
-                                          np.array([5, 9]), np.array([0, 1]), list(members))
+        predictions.write_members(folder / "holdout_predictions.npz", predictions.families(config, members),
+                                  np.eye(10)[held], np.array([5, 9]), np.array([0, 1]))
     return folder
 
 

@@ -4,7 +4,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from digit_recognizer import data, ensemble, pipeline, train, workers
+from digit_recognizer import data, ensemble, predictions, train, workers
 from digit_recognizer.budget import Budget, Clock as Deadline
 from digit_recognizer.data import Rows
 from digit_recognizer.config import Config
@@ -92,7 +92,7 @@ def test_pseudo_run_keeps_the_first_rounds_hold_out_scores(monkeypatch, tmp_path
     result = ensemble.train_members(dataclasses.replace(TINY, pseudo=0.5), Rows(images, labels, test, holdout),
                                     log=lambda *_: None)
     assert result.first_round.ensemble_accuracy == 0.0 and result.ensemble_accuracy == 1.0
-    saved = np.load(pipeline.write_holdout_predictions(tmp_path, TINY, result, np.arange(4), holdout[1]))
+    saved = np.load(predictions.write_holdout(tmp_path, TINY, result, np.arange(4), holdout[1]))
     assert saved["members"].shape == saved["first_round_members"].shape == (1, 4, 10)
     assert (saved["members"].argmax(-1) == 3).all() and (saved["first_round_members"].argmax(-1) == 7).all()
 
