@@ -67,13 +67,13 @@ def found() -> str:
     return f"GPUs: {', '.join(gpus)} (nvidia-smi -L)" if gpus else "GPUs: none (nvidia-smi lists none): the CPU trains"
 
 
-def precision(config, device: str) -> str:
-    """The dtype policy for `precision=auto`: half precision wherever the hardware gains from it. Kaggle's T4s
-    have float16 tensor cores and no bfloat16; each member trains on one GPU, so float16's loss scaling sees
-    all of a step's gradients."""
+def precision(config, device: str | None = None) -> str:
+    """The dtype policy for `precision=auto` on `device` (default: the one Keras will train on): half precision
+    wherever the hardware gains from it. Kaggle's T4s have float16 tensor cores and no bfloat16; each member
+    trains on one GPU, so float16's loss scaling sees all of a step's gradients."""
     if config.precision != "auto":
         return config.precision
-    if device == "gpu":
+    if (device or accelerator()) == "gpu":
         return "mixed_float16"
     return "mixed_bfloat16" if cpu_has_bf16() else "float32"
 

@@ -74,6 +74,7 @@ def train_share(config, groups, rows: data.Rows, clock=Clock(), log=print) -> Sh
     """Trains `groups` (lists of member numbers) one after another in this process, each group side by side
     (train.fit_members), and predicts with each member, within `clock` (budget.Timetable)."""
     device = devices.accelerator()
+    config = dataclasses.replace(config, precision=devices.precision(config, device))  # found once, not per group
     specs_of = [configuration.member_specs(config, group) for group in groups]  # each member's (family, seed)
     timetable = Timetable([tuple(family for family, _ in specs) for specs in specs_of], clock,
                           2 if config.pseudo else 1, log)
@@ -89,7 +90,7 @@ def train_share(config, groups, rows: data.Rows, clock=Clock(), log=print) -> Sh
             log(note)
         held_rows = 0 if rows.holdout is None else len(rows.holdout[0])
         callback = timetable.callback(number, (1 + config.tta) * (len(rows.test_images) + held_rows) / len(kept))
-        nets, histories = train.fit_members(config, rows.images[kept], rows.labels[kept], specs, validation, device,
+        nets, histories = train.fit_members(config, (rows.images[kept], rows.labels[kept]), specs, validation,
                                             monitor=rows.holdout, callbacks=[callback])
         fit_seconds = time.time() - began
         for m, net, history in zip(group, nets, histories):

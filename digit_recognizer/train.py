@@ -110,16 +110,16 @@ def branch_history(history: dict, name: str) -> dict:
     return found
 
 
-def fit_members(config, images, labels, members, validation=None, device=None, monitor=None, callbacks=()):
-    """Trains `members`, a list of (family, seed), side by side: one model holds them all, so one step trains
-    every member and a step's fixed cost (a GPU's launches, Python) is paid once. Each member draws its own
-    initialisation, augmentation and dropout from its seed, as it would alone; they share the order of the
-    rows, the first member's. Returns one model per member and its Keras history. `validation` (images,
-    labels) drives the callbacks and the best-weight restore; without it, `monitor` (the hold-out) is only
-    scored each epoch, for the curves. `callbacks` are added to the schedule's."""
-    device = device or devices.accelerator()
+def fit_members(config, training, members, validation=None, monitor=None, callbacks=()):
+    """Trains `members`, a list of (family, seed), side by side on `training` (images, labels): one model holds
+    them all, so one step trains every member and a step's fixed cost (a GPU's launches, Python) is paid once.
+    Each member draws its own initialisation, augmentation and dropout from its seed, as it would alone; they
+    share the order of the rows, the first member's. Returns one model per member and its Keras history.
+    `validation` (images, labels) drives the callbacks and the best-weight restore; without it, `monitor` (the
+    hold-out) is only scored each epoch, for the curves. `callbacks` are added to the schedule's."""
+    images, labels = training
     devices.set_seeds(members[0][1], config.deterministic)
-    keras.config.set_dtype_policy(devices.precision(config, device))
+    keras.config.set_dtype_policy(devices.precision(config))
     epochs, steps_per_epoch = schedule_length(config, len(images))
     config = dataclasses.replace(config, epochs=epochs, ema=averaged_momentum(config, epochs * steps_per_epoch))
     branches = []
@@ -166,11 +166,11 @@ def check_finite(losses, config, members) -> None:
                          f"--learning-rate {config.learning_rate:g} is likely too high: try a tenth of it")
 
 
-def fit_member(config, images, labels, validation=None, seed=None, device=None, monitor=None, callbacks=()):
-    """One member of family `config.model`: its model and Keras history (fit_members, for one)."""
-    seed = config.seed if seed is None else seed
-    nets, histories = fit_members(config, images, labels, [(config.model, seed)], validation, device, monitor,
-                                  callbacks)
+def fit_member(config, images, labels, seed=None, **options):
+    """One member of family `config.model` (seed: config.seed): its model and Keras history. `options`:
+    fit_members' validation, monitor and callbacks."""
+    nets, histories = fit_members(config, (images, labels), [(config.model, config.seed if seed is None else seed)],
+                                  **options)
     return nets[0], histories[0]
 
 

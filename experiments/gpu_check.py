@@ -50,7 +50,7 @@ def steady_rate(config, images, labels, members: int, epochs: int) -> dict:
                                            on_epoch_end=lambda epoch, logs: seconds.append(seconds.pop()
                                                                                            + time.perf_counter()))
     config = dataclasses.replace(config, epochs=epochs, verbose=0, min_steps=0, members_per_step=members)
-    train.fit_members(config, images, labels, configuration.member_specs(config, range(members)), callbacks=[clock])
+    train.fit_members(config, (images, labels), configuration.member_specs(config, range(members)), callbacks=[clock])
     keras.backend.clear_session()
     steady = statistics.median(seconds[1:])
     return {"members": members, "first_epoch_s": round(seconds[0], 2), "epoch_s": round(steady, 3),

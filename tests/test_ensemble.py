@@ -41,7 +41,7 @@ def test_ensemble_averages_member_softmaxes(monkeypatch):
 def test_members_alternate_families_and_seeds(monkeypatch):
     seen = []
 
-    def fake_fit(config, images, labels, members, validation, device, monitor=None, callbacks=()):
+    def fake_fit(config, training, members, validation=None, monitor=None, callbacks=()):
         seen.extend((family, seed, validation is None, monitor is not None) for family, seed in members)
         return [Constant(1)] * len(members), [{"loss": [0.0]}] * len(members)
 
@@ -55,8 +55,8 @@ def test_members_alternate_families_and_seeds(monkeypatch):
 def test_pseudo_labels_add_confident_test_images(monkeypatch):
     trained_on = []
 
-    def fake_fit(config, images, labels, members, validation, device, monitor=None, callbacks=()):
-        trained_on.append(len(images))
+    def fake_fit(config, training, members, validation=None, monitor=None, callbacks=()):
+        trained_on.append(len(training[0]))
         return [Constant(7)], [{"loss": [0.0]}]  # 0.55 sure of a 7 for every image
 
     monkeypatch.setattr(train, "fit_members", fake_fit)
@@ -101,7 +101,7 @@ def constant_members(digits):
     """A stand-in for train.fit_members whose members read every image as the next of `digits`."""
     digits = iter(digits)
 
-    def fit_members(config, images, labels, members, validation=None, device=None, monitor=None, callbacks=()):
+    def fit_members(config, training, members, validation=None, monitor=None, callbacks=()):
         return [Constant(next(digits)) for _ in members], [{"loss": [0.0]} for _ in members]
     return fit_members
 
@@ -109,7 +109,7 @@ def constant_members(digits):
 def test_members_per_step_trains_groups_and_keeps_members_apart(monkeypatch):
     groups = []
 
-    def fake_fit(config, images, labels, members, validation=None, device=None, monitor=None, callbacks=()):
+    def fake_fit(config, training, members, validation=None, monitor=None, callbacks=()):
         groups.append(members)
         return [Constant(7 if seed == 1042 else 1) for _, seed in members], [{"loss": [0.0]}] * len(members)
 
@@ -196,7 +196,7 @@ def test_budget_callback_foresees_the_group(monkeypatch):
 def timed_fit(clock, seconds: dict):
     """train.fit_members whose epochs take seconds[family] for each member of the group on the ensemble's clock,
     run through the callbacks as fit would; every member reads every image as a 1."""
-    def fit(config, images, labels, members, validation, device, monitor=None, callbacks=()):
+    def fit(config, training, members, validation=None, monitor=None, callbacks=()):
         net, ended = FakeModel(), 0
         for callback in callbacks:
             callback.set_model(net)

@@ -161,7 +161,7 @@ def test_a_stacked_member_trains_as_it_would_alone(sample_frames):
     images, labels = data.to_images(train_frame.iloc[:64]), train_frame["label"].to_numpy()[:64]
     config = dataclasses.replace(TINY, epochs=2)  # the recipe's augmentation and dropout, in float32
     alone, alone_history = train.fit_member(config, images, labels, seed=42, monitor=(images[:8], labels[:8]))
-    nets, histories = train.fit_members(config, images, labels, [("bn", 42), ("lenet", 1042)],
+    nets, histories = train.fit_members(config, (images, labels), [("bn", 42), ("lenet", 1042)],
                                         monitor=(images[:8], labels[:8]))
     assert [net.name for net in nets] == ["bn_42", "lenet_1042"]
     assert np.allclose(train.predict(nets[0], images), train.predict(alone, images), atol=1e-5)
