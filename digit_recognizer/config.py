@@ -14,7 +14,7 @@ import re
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    model: str = "bn+deep"  # family: tutorial (its CNN), bn (BatchNorm), deep, m5, lenet (small); a+b alternates
+    model: str = "bn+deep"  # the CNN family (digit_recognizer/model.py), or several joined by + to alternate
     dropout_scale: float = 0.5  # multiplies every dropout rate of the family (1 = as published)
     bn_momentum: float = 0.99  # share of BatchNorm's moving statistics kept each step (Keras's); lower settles sooner
     members: int = 6  # ensemble size; members differ by seed, split and initialisation
@@ -120,9 +120,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> list:
     help_text = _field_help()
     for field in dataclasses.fields(Config):
         kind = field.type if callable(field.type) else type(field.default)
+        names = f"; one of {', '.join(FAMILIES)}" if field.name == "model" else ""
         parser.add_argument(flag(field.name), type=boolean if kind is bool else kind, default=None,
                             metavar=field.name.upper(),
-                            help=f"{help_text.get(field.name, '')} (default: {field.default})")
+                            help=f"{help_text.get(field.name, '')}{names} (default: {field.default})")
         known.append(flag(field.name))
     return known
 
@@ -198,7 +199,7 @@ def parse_flags(flags) -> Config:
     return from_args(args, log=lambda line: None)
 
 
-FAMILIES = ("tutorial", "bn", "deep", "m5", "lenet")
+FAMILIES = ("tutorial", "bn", "deep", "m5", "lenet")  # the CNN families: model.py builds `<name>_body` for each
 SEEDS = 2**32  # numpy, TensorFlow and scikit-learn all take seeds below this
 CHOICES = {
     "optimizer": ("adam", "rmsprop"),

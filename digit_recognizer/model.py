@@ -81,7 +81,9 @@ def lenet_body(x, dropout=1.0):
     return layers.Dense(256, activation="relu")(x)
 
 
-BODIES = {"tutorial": tutorial_body, "bn": bn_body, "deep": deep_body, "m5": m5_body, "lenet": lenet_body}
+def body(family: str):
+    """The body of a family named in config.FAMILIES: the function `<family>_body` above."""
+    return globals()[f"{family}_body"]
 
 
 def build_model(config, augmentation=None, name=None) -> keras.Model:
@@ -89,7 +91,7 @@ def build_model(config, augmentation=None, name=None) -> keras.Model:
     (default: the family's) names the model, and its output in a stacked model's history."""
     inputs = keras.Input(shape=(28, 28, 1), name="image")
     x = augmentation(inputs) if augmentation is not None else inputs
-    x = BODIES[config.model](x, config.dropout_scale)
+    x = body(config.model)(x, config.dropout_scale)
     # float32 softmax: under mixed precision a bfloat16/float16 softmax rounds confident outputs to 1.0
     outputs = layers.Dense(10, activation="softmax", dtype="float32", name="digit")(x)
     model = keras.Model(inputs, outputs, name=name or config.model)

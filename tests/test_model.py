@@ -3,11 +3,11 @@ import numpy as np
 import pytest
 
 from digit_recognizer import augment
-from digit_recognizer.config import Config
+from digit_recognizer.config import FAMILIES, Config
 from digit_recognizer.model import build_model
 
 
-@pytest.mark.parametrize("family", ["tutorial", "bn", "deep", "m5", "lenet"])
+@pytest.mark.parametrize("family", FAMILIES)
 def test_each_family_gives_ten_probabilities(family):
     net = build_model(Config(model=family))
     probabilities = np.asarray(net(np.random.rand(3, 28, 28, 1).astype("float32"), training=False))
