@@ -49,6 +49,13 @@ def standin(tmp_path, sample_frames):
     server.stop()
 
 
+def offline(tmp_path, *args):
+    """scripts/push.py with no Kaggle credentials and no way out (a proxy nobody answers)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KAGGLE_")}
+    return subprocess.run([sys.executable, str(ROOT / "scripts" / "push.py"), *args], capture_output=True, text=True,
+                          env=dict(env, HOME=str(tmp_path), HTTP_PROXY="http://127.0.0.1:9"))
+
+
 def road(standin, tmp_path, *args):
     """scripts/push.py through the stand-in, with short waits: road(standin, tmp_path, "run", "--fast")."""
     env = dict(os.environ, HOME=str(tmp_path), **standin.environment())

@@ -11,7 +11,7 @@ import pytest
 
 import bundle  # scripts/, on pytest's pythonpath
 import kaggle_steps
-from conftest import ROOT, road
+from conftest import ROOT, offline, road
 
 from digit_recognizer.config import PRESETS
 
@@ -294,10 +294,7 @@ def test_a_score_that_fails_after_the_submit_leaves_its_ref_for_later(standin, t
 def test_a_broken_kaggle_json_is_one_line_before_any_work(tmp_path, saved, says):
     (tmp_path / ".kaggle").mkdir()
     (tmp_path / ".kaggle" / "kaggle.json").write_text(saved)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KAGGLE_")}
-    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "push.py"), "run", "--fast",
-                           "--runs-dir", str(tmp_path / "runs")], capture_output=True, text=True,
-                          env=dict(env, HOME=str(tmp_path), HTTP_PROXY="http://127.0.0.1:9"))
+    done = offline(tmp_path, "run", "--fast", "--runs-dir", str(tmp_path / "runs"))
     assert done.returncode == 1 and done.stderr.count("\n") == 1 and says in done.stderr, done.stderr
     assert done.stdout == ""  # nothing bundled, no login help
 
@@ -349,40 +346,35 @@ def test_a_file_submitted_alone_is_scored_and_recorded(standin, tmp_path):
 
 
 def test_missing_credentials(tmp_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KAGGLE_")}
-    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "push.py"), "status"], capture_output=True,
-                          text=True, env=dict(env, HOME=str(tmp_path)))
+    done = offline(tmp_path, "status")
     assert done.returncode == 1 and done.stderr.startswith("error: no Kaggle credentials")
 
 
 def test_dry_run_sends_nothing(tmp_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KAGGLE_")}
-    push = [sys.executable, str(ROOT / "scripts" / "push.py"), "run", "--dry-run", "--owner", "me",
-            "--runs-dir", str(tmp_path / "runs")]
-    env = dict(env, HOME=str(tmp_path), HTTP_PROXY="http://127.0.0.1:9")
-    done = subprocess.run(push + ["--set", "holdout=0"], capture_output=True, text=True, env=env)
+    push = ["run", "--dry-run", "--owner", "me", "--runs-dir", str(tmp_path / "runs")]
+    done = offline(tmp_path, *push, "--set", "holdout=0")
     assert done.returncode == 0, done.stderr
     sent = json.loads(done.stdout[: done.stdout.rindex("}") + 1])
     assert sent["would_push"]["id"] == "me/digit-recognizer-kernel"
     assert sent["would_push"]["machine_shape"] == "NvidiaTeslaT4" and sent["would_push"]["enable_internet"] is False
     assert sent["kernel_args"] == ["--preset", "full", "--holdout", "0"] and not (tmp_path / "runs").exists()
-    done = subprocess.run(push + ["--preset", "gpu"], capture_output=True, text=True, env=env)
+    done = offline(tmp_path, *push, "--preset", "gpu")
     assert json.loads(done.stdout[: done.stdout.rindex("}") + 1])["kernel_args"] == ["--preset", "gpu"]
+    done = offline(tmp_path, *push, "--preset", "cpu")  # a CPU session: no GPU asked, none of the quota spent
+    sent = json.loads(done.stdout[: done.stdout.rindex("}") + 1])["would_push"]
+    assert sent["enable_gpu"] is False and "machine_shape" not in sent
     # a bad setting stops before the bundle is built, in one line: on Kaggle it would cost a GPU session
-    done = subprocess.run(push + ["--set", "holdout=0.9"], capture_output=True, text=True, env=env)
+    done = offline(tmp_path, *push, "--set", "holdout=0.9")
     assert done.returncode == 1 and done.stderr == "error: push: config: --holdout 0.9: must be in [0, 0.5)\n"
     for setting, says in (("learning_rate=-1", "--learning-rate -1.0: must be positive"),
                           ("seed=-1", "--seed -1: member k trains with seed + 1000k"), ("limit=-5", "--limit -5: ")):
-        done = subprocess.run(push + ["--set", setting], capture_output=True, text=True, env=env)
+        done = offline(tmp_path, *push, "--set", setting)
         assert done.returncode == 1 and done.stderr.startswith(f"error: push: config: {says}"), done.stderr
 
 
 def test_a_runs_dir_that_cannot_be_written_stops_before_the_push(tmp_path):
     (tmp_path / "file").write_text("")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KAGGLE_")}
-    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "push.py"), "run", "--owner", "me",
-                           "--runs-dir", str(tmp_path / "file" / "runs")], capture_output=True, text=True,
-                          env=dict(env, HOME=str(tmp_path), HTTP_PROXY="http://127.0.0.1:9"))
+    done = offline(tmp_path, "run", "--owner", "me", "--runs-dir", str(tmp_path / "file" / "runs"))
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert done.stderr.startswith("error: ") and "cannot write there" in done.stderr and "--runs-dir" in done.stderr
 

@@ -13,7 +13,7 @@ import pandas as pd
 
 import blend  # scripts/, on pytest's pythonpath
 import sessions
-from conftest import ROOT, road
+from conftest import ROOT, offline, road
 
 from digit_recognizer import submit
 
@@ -94,16 +94,13 @@ def test_interrupted_sessions_run_on_and_collect_submits_what_finished(standin, 
 
 
 def test_dry_run_prints_the_plan_and_spends_nothing(tmp_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KAGGLE_")}
-    command = [sys.executable, str(ROOT / "scripts" / "push.py"), "run", "--dry-run", "--sessions", "3",
-               "--runs-dir", str(tmp_path / "runs")]
-    env = dict(env, HOME=str(tmp_path), HTTP_PROXY="http://127.0.0.1:9")
-    done = subprocess.run(command + ["--preset", "gpu"], capture_output=True, text=True, env=env)
+    plan = ["run", "--dry-run", "--sessions", "3", "--runs-dir", str(tmp_path / "runs")]
+    done = offline(tmp_path, *plan, "--preset", "gpu")
     assert done.returncode == 0, done.stderr
     assert done.stdout == ("plan: 3 sessions of 16 members each (m5, 150 epochs), 48 in the blend at most; each "
                            "stops adding members after 110 minutes; up to 5.5 GPU hours of the weekly 30; "
                            "submissions left today: not known (no Kaggle credentials); one submission: the blend\n")
-    done = subprocess.run(command + ["--preset", "cpu"], capture_output=True, text=True, env=env)
+    done = offline(tmp_path, *plan, "--preset", "cpu")
     assert "3 sessions of 24 members each" in done.stdout and "no GPU hours (CPU sessions)" in done.stdout
     assert not (tmp_path / "runs").exists()
 
