@@ -22,6 +22,22 @@ class Clock:
     group_seconds: float | None = None  # a group's seconds measured in an earlier round: the first group's gate
 
 
+@dataclasses.dataclass
+class Account:
+    """What the budget foresaw and cut, for one share or, merged, for a whole ensemble."""
+    estimate_seconds: float | None = None  # training and predicting, foreseen from the first epochs (slowest share)
+    group_seconds: float | None = None  # the last group's training and predicting (slowest share)
+    stopped: list = dataclasses.field(default_factory=list)  # each time it cut training or left members out, why
+    cut_short: list = dataclasses.field(default_factory=list)  # members (k) it stopped before their last epoch
+
+    @classmethod
+    def merged(cls, accounts) -> "Account":
+        accounts = list(accounts)
+        return cls(max((a.estimate_seconds for a in accounts if a.estimate_seconds), default=None),
+                   max((a.group_seconds for a in accounts if a.group_seconds), default=None),
+                   [why for a in accounts for why in a.stopped], sorted(m for a in accounts for m in a.cut_short))
+
+
 def duration(seconds: float) -> str:
     return f"{seconds / 60:.1f} min" if seconds >= 120 else f"{seconds:.0f} s"
 
@@ -60,22 +76,21 @@ class Budget(keras.callbacks.Callback):
 
 class Timetable:
     """One share's groups against its Clock: the gate before each group, the epoch callback for its fit, the
-    forecast, the pace after each group, and what the budget cut (`stopped`, `cut_short`)."""
+    forecast, the pace after each group, and its `account` of them."""
 
     def __init__(self, kinds: list, clock: Clock, rounds: int = 1, log=print):
         self.kinds, self.clock, self.rounds, self.log = kinds, clock, rounds, log
         self.opened = time.time()
         self.foreseen, self.took = {}, {}  # a kind -> its seconds foreseen by its first group, measured by its last
-        self.estimate_seconds, self.group_seconds = None, clock.group_seconds
-        self.stopped, self.cut_short = [], []
+        self.account = Account(group_seconds=clock.group_seconds)
 
     def may_start(self, number: int, group: list) -> bool:
         """Whether group `number` would end in time, by its kind's last time (else the last group's)."""
-        expected = self.took.get(self.kinds[number], self.group_seconds)
+        expected = self.took.get(self.kinds[number], self.account.group_seconds)
         if self.clock.deadline and expected and time.time() + expected > self.clock.deadline:
-            self.stopped.append(f"budget: not training {named(group)} or later ones: a group takes about "
-                                f"{duration(expected)} and would end past the budget")
-            self.log(self.stopped[-1])
+            self.account.stopped.append(f"budget: not training {named(group)} or later ones: a group takes about "
+                                        f"{duration(expected)} and would end past the budget")
+            self.log(self.account.stopped[-1])
             return False
         return True
 
@@ -88,7 +103,8 @@ class Timetable:
     def foresee(self, kind, epochs, first, steady, seconds):
         self.foreseen[kind] = seconds
         # every group builds and compiles its own model, so each pays the first epoch's extra
-        total = self.estimate_seconds = self.rounds * sum(self.foreseen.get(other, seconds) for other in self.kinds)
+        total = self.rounds * sum(self.foreseen.get(other, seconds) for other in self.kinds)
+        self.account.estimate_seconds = total
         untimed = [" + ".join(other) for other in dict.fromkeys(self.kinds) if other not in self.foreseen]
         self.log(f"budget: an epoch of {' + '.join(kind)} takes {steady:.1f} s here (the first {first:.1f} s); "
                  f"{len(self.kinds)} group(s) of {epochs} epochs" + (" (two rounds: --pseudo)" if self.rounds == 2
@@ -99,9 +115,9 @@ class Timetable:
     def ended(self, number: int, group: list, callback: Budget, seconds: float):
         """Group `number` took `seconds`, training and predicting: recorded, and the pace of the rest said."""
         if callback.stopped:
-            self.stopped.append(callback.stopped)
-            self.cut_short += group
-        self.group_seconds = self.took[self.kinds[number]] = seconds
+            self.account.stopped.append(callback.stopped)
+            self.account.cut_short += group
+        self.account.group_seconds = self.took[self.kinds[number]] = seconds
         spent, rest = time.time() - self.opened, self.kinds[number + 1:]
         if rest:
             more = sum(self.took.get(other, spent / (number + 1)) for other in rest)

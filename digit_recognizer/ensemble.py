@@ -15,7 +15,7 @@ import keras
 import numpy as np
 
 from digit_recognizer import config as configuration, data, devices, train, workers
-from digit_recognizer.budget import Clock, Timetable
+from digit_recognizer.budget import Account, Clock, Timetable
 
 
 @dataclasses.dataclass
@@ -35,10 +35,7 @@ class Share:
     """What one process trained: its members and its account of the budget."""
     members: list
     device: str
-    estimate_seconds: float | None = None  # its groups' training and predicting, foreseen from its first epochs
-    group_seconds: float | None = None  # the last group's training and prediction
-    stopped: list = dataclasses.field(default_factory=list)  # each time the budget cut its training short, why
-    cut_short: list = dataclasses.field(default_factory=list)  # members (k) the budget stopped before their epochs
+    budget: Account  # what the budget foresaw and cut
 
 
 @dataclasses.dataclass
@@ -57,10 +54,7 @@ class Result:
     predict_seconds: float = 0.0  # predicting test and hold-out, all members together
     # with --pseudo, the first round's Result (the fields above are the second's), to tell what the round gained
     first_round: "Result | None" = None
-    estimate_seconds: float | None = None  # training and predictions, foreseen from the first epochs (slowest worker)
-    group_seconds: float | None = None  # the slowest worker's last group, training and prediction
-    stopped: list = dataclasses.field(default_factory=list)  # each time the budget left members out, why
-    cut_short: list = dataclasses.field(default_factory=list)  # members (k) the budget stopped before their epochs
+    budget: Account = dataclasses.field(default_factory=Account)  # what the budget foresaw and cut, all shares
     member_indices: list = dataclasses.field(default_factory=list)  # the members' numbers k, in order
     workers: int = 1  # processes that trained them
     failures: list = dataclasses.field(default_factory=list)  # each worker that sent no members, and why
@@ -99,8 +93,7 @@ def train_share(config, groups, rows: data.Rows, clock=Clock(), log=print) -> Sh
                                   len(kept) * len(history["loss"])))
         keras.backend.clear_session()  # free the graph before the next group
         timetable.ended(number, group, callback, time.time() - began)
-    return Share(members, device, timetable.estimate_seconds, timetable.group_seconds, timetable.stopped,
-                 timetable.cut_short)
+    return Share(members, device, timetable.account)
 
 
 def group_rows(config, rows: data.Rows, seed: int):
@@ -159,10 +152,7 @@ def combine(config, shares: list, failures: list, holdout) -> Result | None:
         device=shares[0].device,
         precision=devices.precision(config, shares[0].device),
         member_holdout_probabilities=[] if holdout is None else [m.holdout_probabilities for m in members],
-        estimate_seconds=max((s.estimate_seconds for s in shares if s.estimate_seconds), default=None),
-        group_seconds=max((s.group_seconds for s in shares if s.group_seconds), default=None),
-        stopped=[why for share in shares for why in share.stopped],
-        cut_short=sorted(m for share in shares for m in share.cut_short),
+        budget=Account.merged(share.budget for share in shares),
         member_indices=[m.index for m in members],
         workers=len(shares) + len(failures),
         failures=failures,
@@ -190,12 +180,14 @@ def train_members(config, rows: data.Rows, clock=Clock(), log=print) -> Result:
     taught = pseudo_labelled(config, rows, first.test_probabilities, log)
     if len(taught.labels) == len(rows.labels):
         return first
-    second = train_ensemble(config, taught, Clock(clock.deadline, first.group_seconds), log)
+    second = train_ensemble(config, taught, Clock(clock.deadline, first.budget.group_seconds), log)
     if second is None:
         log("budget: no second round: it would end past the budget; the first round's members write the submission")
-        return dataclasses.replace(first, stopped=first.stopped + ["budget: no second (pseudo-label) round"])
+        stopped = first.budget.stopped + ["budget: no second (pseudo-label) round"]
+        return dataclasses.replace(first, budget=dataclasses.replace(first.budget, stopped=stopped))
     return dataclasses.replace(second, histories=first.histories + second.histories,
                                train_seconds=first.train_seconds + second.train_seconds,
                                predict_seconds=first.predict_seconds + second.predict_seconds,
-                               stopped=first.stopped + second.stopped, failures=first.failures + second.failures,
-                               first_round=first)
+                               budget=dataclasses.replace(second.budget, stopped=first.budget.stopped
+                                                          + second.budget.stopped),
+                               failures=first.failures + second.failures, first_round=first)

@@ -146,10 +146,10 @@ def account(config, result, facts: dict, seconds: dict) -> dict:
         "learned": learned(config, result),
         "seconds": seconds,
         "members_trained": len(result.member_indices),
-        "members_cut_short": [k + 1 for k in result.cut_short],  # by the budget, before their last epoch
-        "estimated_train_predict_seconds": (None if result.estimate_seconds is None
-                                            else round(result.estimate_seconds, 1)),
-        "budget_stops": result.stopped,
+        "members_cut_short": [k + 1 for k in result.budget.cut_short],  # by the budget, before their last epoch
+        "estimated_train_predict_seconds": (None if result.budget.estimate_seconds is None
+                                            else round(result.budget.estimate_seconds, 1)),
+        "budget_stops": result.budget.stopped,
         "worker_failures": result.failures,
         "images_per_second": round(result.images_per_second, 1),
         "peak_memory_mb": round(peak_memory_mb(), 1),
@@ -169,9 +169,9 @@ def tell(config, result, summary, log) -> None:
     """The run's last lines: accuracy, budget, time, speed."""
     accuracy = "n/a (no hold-out)" if result.ensemble_accuracy is None else f"{result.ensemble_accuracy:.5f}"
     log(f"hold-out accuracy: {accuracy}; members {[round(a, 5) for a in result.member_accuracy]}")
-    if result.stopped:
+    if result.budget.stopped:
         from digit_recognizer.budget import named
-        cut = f", {named(result.cut_short)} cut short" if result.cut_short else ""
+        cut = f", {named(result.budget.cut_short)} cut short" if result.budget.cut_short else ""
         log(f"budget: {summary['members_trained']} of {config.members} members trained in the "
             f"{config.budget_minutes:g} minutes{cut}; the submission is their average")
     log("time: " + ", ".join(f"{phase} {value:.1f} s" for phase, value in summary["seconds"].items()))

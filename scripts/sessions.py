@@ -17,6 +17,7 @@ import copy
 import json
 import pathlib
 import signal
+import sys
 import time
 
 import blend
@@ -86,11 +87,16 @@ class Sessions:
         try:
             self.push_and_wait(plan)
         except KeyboardInterrupt:
-            pushed = [s["name"] for s in plan["sessions"] if s["version"]]
-            raise KaggleError(f"interrupted: sessions {', '.join(pushed) or 'none'} keep running on Kaggle (not "
-                              f"cancelled); `python scripts/push.py collect {self.folder}` fetches, blends and "
-                              "submits what finished") from None
+            raise KaggleError(f"interrupted: {self.left_running(plan)}") from None
+        except Exception:  # a fault here, not on Kaggle: its traceback follows, and the sessions run on
+            print(f"push.py failed: {self.left_running(plan)}", file=sys.stderr)
+            raise
         return self.collect()
+
+    def left_running(self, plan: dict) -> str:
+        pushed = [s["name"] for s in plan["sessions"] if s["version"]]
+        return (f"sessions {', '.join(pushed) or 'none'} keep running on Kaggle (not cancelled); `python "
+                f"scripts/push.py collect {self.folder}` fetches, blends and submits what finished")
 
     def push_and_wait(self, plan: dict):
         """Pushes every session (again when the cap on concurrent sessions refused it and one of ours ended, or

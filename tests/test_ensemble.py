@@ -151,7 +151,7 @@ def test_budget_stops_adding_members_and_the_run_keeps_the_ones_it_has(monkeypat
                                      log=lines.append, clock=Deadline(1025.0))
     # member 1 ends at 1010, member 2 at 1020; member 3 would end at 1030, past 1025
     assert result.member_accuracy == [1.0, 1.0] and result.member_indices == [0, 1]
-    assert result.stopped == [lines[-1]] and "not training member 3 or later" in lines[-1]
+    assert result.budget.stopped == [lines[-1]] and "not training member 3 or later" in lines[-1]
 
 
 def test_a_pseudo_label_round_past_the_budget_leaves_the_first_rounds_members(monkeypatch):
@@ -162,7 +162,7 @@ def test_a_pseudo_label_round_past_the_budget_leaves_the_first_rounds_members(mo
                                     Rows(images, labels, images[:2], (images[:4], np.full(4, 1))),
                                     log=lines.append, clock=Deadline(1015.0))
     assert result.first_round is None and result.member_accuracy == [1.0]
-    assert result.stopped == ["budget: no second (pseudo-label) round"] and "no second round" in lines[-1]
+    assert result.budget.stopped == ["budget: no second (pseudo-label) round"] and "no second round" in lines[-1]
 
 
 class FakeModel:
@@ -222,13 +222,13 @@ def test_budget_times_each_family_and_skips_the_group_its_own_pace_would_overrun
     # would end at 1240, past 1200 (by the last group's pace, bn's, it would have seemed to fit)
     result = ensemble.train_ensemble(config, Rows(images, labels, images[:3]), log=lines.append,
                                      clock=Deadline(1200.0))
-    assert result.member_indices == [0, 1, 2] and "not training member 4" in result.stopped[0]
-    assert result.cut_short == []  # each group it started ended in time
+    assert result.member_indices == [0, 1, 2] and "not training member 4" in result.budget.stopped[0]
+    assert result.budget.cut_short == []  # each group it started ended in time
     foreseen = [line for line in lines if "will train and predict" in line]
     # a group's predictions: 3 test images per 30 trained at a third of the time: an epoch's 1/30
     assert len(foreseen) == 2 and "groups of deep not timed yet" in foreseen[0] and "about 2.0 min" in foreseen[0]
     assert "an epoch of deep takes 30.0 s" in foreseen[1] and "not timed" not in foreseen[1]
-    assert result.estimate_seconds == pytest.approx(2 * (30 + 10 / 30) + 2 * (90 + 30 / 30))
+    assert result.budget.estimate_seconds == pytest.approx(2 * (30 + 10 / 30) + 2 * (90 + 30 / 30))
     paces = [line for line in lines if "at the pace of their kind" in line]
     assert "about 90 s more" in paces[0] and "about 2.0 min more" in paces[1]
 
@@ -242,8 +242,9 @@ def test_members_the_budget_stops_mid_fit_are_kept_and_named(monkeypatch):
     # members 1 and 2 side by side: an epoch takes 20 s, so at 1020 another would end past 1035
     result = ensemble.train_ensemble(config, Rows(images, labels, images[:3]), log=lambda line: None,
                                      clock=Deadline(1035.0))
-    assert result.member_indices == [0, 1] and result.cut_short == [0, 1]
-    assert "stopped training after epoch 1 of 3" in result.stopped[0] and "not training member 3" in result.stopped[1]
+    assert result.member_indices == [0, 1] and result.budget.cut_short == [0, 1]
+    stopped = result.budget.stopped
+    assert "stopped training after epoch 1 of 3" in stopped[0] and "not training member 3" in stopped[1]
 
 
 def test_budget_callback_stops_before_an_epoch_and_predictions_would_overrun(monkeypatch):
