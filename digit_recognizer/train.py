@@ -110,6 +110,19 @@ def branch_history(history: dict, name: str) -> dict:
     return found
 
 
+def build_members(config, members) -> list:
+    """A model for each (family, seed) in `members`, each built after seeding with its own seed. They are built
+    last to first: the first member is built last, so the random state its fit then draws from is the one it
+    would see alone."""
+    branches = []
+    for family, seed in reversed(members):
+        keras.utils.set_random_seed(seed)
+        member = dataclasses.replace(config, model=family)
+        layer = augment.augmentation(member, seed) if augment.augments(config) else None
+        branches.insert(0, models.build_model(member, layer, name=family if len(members) == 1 else f"{family}_{seed}"))
+    return branches
+
+
 def fit_members(config, training, members, validation=None, monitor=None, callbacks=()):
     """Trains `members`, a list of (family, seed), side by side on `training` (images, labels): one model holds
     them all, so one step trains every member and a step's fixed cost (a GPU's launches, Python) is paid once.
@@ -122,14 +135,7 @@ def fit_members(config, training, members, validation=None, monitor=None, callba
     keras.config.set_dtype_policy(devices.precision(config))
     epochs, steps_per_epoch = schedule_length(config, len(images))
     config = dataclasses.replace(config, epochs=epochs, ema=averaged_momentum(config, epochs * steps_per_epoch))
-    branches = []
-    # built last to first, each after seeding with its own seed: the first member is built last, so the random
-    # state fit then draws from is the one it would see alone
-    for family, seed in reversed(members):
-        keras.utils.set_random_seed(seed)
-        member = dataclasses.replace(config, model=family)
-        layer = augment.augmentation(member, seed) if augment.augments(config) else None
-        branches.insert(0, models.build_model(member, layer, name=family if len(members) == 1 else f"{family}_{seed}"))
+    branches = build_members(config, members)
     net = stacked(branches)
     rate = learning_rate(config, steps_per_epoch)
     several = {branch.name: loss_function(config) for branch in branches}
