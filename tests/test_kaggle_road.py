@@ -2,6 +2,7 @@
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -123,7 +124,8 @@ def test_a_bundle_deals_members_to_worker_processes_as_on_two_gpus(competition_d
     assert (tmp_path / "apart" / "submission.csv").read_bytes() == (tmp_path / "alone" / "submission.csv").read_bytes()
 
 
-def test_a_bundle_killed_with_sigterm_removes_its_zip(competition_dir, tmp_path):
+def stopped_bundle(competition_dir, tmp_path, signal_number) -> tuple:
+    """A bundle sent `signal_number` in its second epoch: its exit code and what it left in its temporary folder."""
     built, _ = bundle.build(["--fast"], tmp_path / "kernel.py")
     scratch = tmp_path / "tmp"
     scratch.mkdir()
@@ -134,10 +136,21 @@ def test_a_bundle_killed_with_sigterm_removes_its_zip(competition_dir, tmp_path)
     for line in running.stdout:
         if line.startswith("Epoch 2/"):
             assert list(scratch.glob("digit_recognizer-*.zip"))  # the package, unpacked while it runs
-            running.terminate()
+            running.send_signal(signal_number)
             break
     running.communicate(timeout=120)
-    assert running.returncode == 143 and not list(scratch.iterdir())
+    return running.returncode, list(scratch.iterdir())
+
+
+def test_a_bundle_killed_with_sigterm_removes_its_zip(competition_dir, tmp_path):
+    returncode, left = stopped_bundle(competition_dir, tmp_path, signal.SIGTERM)
+    assert returncode == 143 and not left
+
+
+def test_a_bundle_stopped_with_ctrl_c_removes_its_zip(competition_dir, tmp_path):
+    """kernel.py's Ctrl-C handler exits at once, without the exit handlers: it removes the package itself."""
+    returncode, left = stopped_bundle(competition_dir, tmp_path, signal.SIGINT)
+    assert returncode == 130 and not left
 
 
 def all_sevens(rows=40) -> str:
