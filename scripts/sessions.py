@@ -21,12 +21,11 @@ import sys
 import time
 
 import blend
-from digit_recognizer import config as configuration, submit
+from digit_recognizer import config as configuration, pipeline, submit
 from kaggle_api import COMPETITION, KaggleError
 from kaggle_steps import FINISHED, check_run
 
 WEEKLY_GPU_HOURS = 30  # Kaggle's GPU quota a week, about
-SESSION_HOURS = 12  # a batch session's limit
 
 
 def session_args(args: list, count: int) -> list:
@@ -39,7 +38,9 @@ def session_args(args: list, count: int) -> list:
 def plan_line(args: list, count: int, gpu: bool, left) -> str:
     """What --sessions N would spend: sessions, members, time, GPU hours against the weekly quota, submissions."""
     config = configuration.parse_flags(args)
-    hours = config.budget_minutes / 60 if config.budget_minutes else SESSION_HOURS
+    # the budget each session will run with: its own, else the one a Kaggle session takes from its limit
+    kaggle = {"KAGGLE_KERNEL_RUN_TYPE": "Batch"}
+    hours = pipeline.session_budget(config, lambda line: None, kaggle).budget_minutes / 60
     spend = (f"up to {count * hours:.1f} GPU hours of the weekly {WEEKLY_GPU_HOURS}" if gpu
              else "no GPU hours (CPU sessions)")
     return (f"plan: {count} sessions of {config.members} members each ({config.model}, {config.epochs} epochs), "
@@ -59,6 +60,11 @@ def interrupt_afterwards():
         signal.signal(signal.SIGINT, previous)
     if caught:
         raise KeyboardInterrupt
+
+
+def state(session: dict) -> str:
+    """A session as the status line shows it."""
+    return session.get("status") or ("push failed" if session["outcome"] else "not pushed yet")
 
 
 class Sessions:
@@ -118,8 +124,7 @@ class Sessions:
                     capped = False
             capped = capped and len(live) > 0  # the cap is held by sessions not ours: try again each poll
             elapsed = time.monotonic() - started
-            print(f"[{elapsed:6.0f} s] " + ", ".join(f"{s['name']} {s.get('status') or 'not pushed yet'}"
-                                                     for s in plan["sessions"]), flush=True)
+            print(f"[{elapsed:6.0f} s] " + ", ".join(f"{s['name']} {state(s)}" for s in plan["sessions"]), flush=True)
             if waiting and elapsed > self.road.options.timeout:
                 print(f"still running after {self.road.options.timeout:.0f} s: "
                       f"{', '.join(s['name'] for s in waiting)}; left out of this blend")
