@@ -14,6 +14,7 @@ Kaggle's ways, as the kaggle 2.2.5 client and its issue tracker show them:
 - Status and output read `user/slug/N` for version N (sent as version label `vN`); without a version they answer
   for the newest version that has finished, which is an older one while a new push runs (kaggle-cli #1200).
 - A push can succeed and list its competition source as invalid (rules not accepted): the kernel runs without data.
+- Private kernels (ours) are listed only in the user's own view (`kernels list --mine`, kaggle-cli #538).
 - Submissions are limited per day (`daily`, 5); GetSubmissionLimits says how many are left, and answers all zeros
   for a user not yet on a team.
 - Batch sessions running at once are capped (`cap`): a push over it answers "Maximum batch GPU session count".
@@ -195,10 +196,13 @@ class StandIn:
         return response
 
     def ListKernels(self, body):
+        """The user's own kernels: pushed private, they are listed only in the user's own view (`--mine`)."""
         response = ApiListKernelsResponse()
         response.kernels = []
+        if body.get("group") != "PROFILE":
+            return response
         for kernel, versions in self.runs.items():
-            if kernel.startswith(f"{body.get('user') or self.user}/") and body.get("search", "") in kernel:
+            if kernel.startswith(f"{self.user}/") and body.get("search", "") in kernel:
                 item = ApiKernelMetadata()
                 item.ref, item.current_version_number = kernel, len(versions)
                 response.kernels.append(item)

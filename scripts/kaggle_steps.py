@@ -102,10 +102,10 @@ class KaggleSteps:
 
     # ---- the kernel ----
     def last_version(self, kernel: str) -> int:
-        """The newest version of `kernel` that Kaggle lists (0: none yet)."""
-        owner, slug = kernel.split("/")
-        listed = self.api_call("versions", "kernels_list", user=owner, search=slug, page_size=100) or []
-        return max((k.current_version_number for k in listed if k.ref == kernel), default=0)
+        """The newest version of `kernel` that Kaggle lists (0: none yet). `mine`: only a user's own listing holds
+        private kernels, as ours are (kaggle-cli #538)."""
+        listed = self.api_call("versions", "kernels_list", mine=True, search=kernel.split("/")[1], page_size=100)
+        return max((k.current_version_number for k in listed or [] if k.ref == kernel), default=0)
 
     def push(self, args: list) -> dict:
         """Pushes the bundle baked with kernel.py flags `args`: the stamp of the version it started (kernel,
@@ -138,12 +138,13 @@ class KaggleSteps:
 
     def started_without_answer(self, kernel: str, version: int, error: NoAnswer) -> int:
         """A push that got no answer may still have started version `version` (the one after the newest before
-        it): look for it rather than push again, which would start a second GPU session."""
+        it): look for it, queued or running, rather than push again, which would start a second GPU session."""
         def started():
             try:
-                return self.api_call("status", "kernels_status", f"{kernel}/{version}").status
+                status = self.api_call("status", "kernels_status", f"{kernel}/{version}").status
             except KaggleError:  # not there (404), or no answer either
                 return None
+            return status if getattr(status, "name", None) in ("QUEUED", "RUNNING") else None
 
         if self.within_grace(started) is None:
             raise KaggleError(f"{error}, and no version {version} of {kernel} appeared within "
