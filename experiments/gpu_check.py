@@ -74,8 +74,7 @@ def main(argv=None) -> int:
 
     from digit_recognizer import config as configuration, data, devices, pipeline, quiet
     with quiet.start_up_hidden():  # Keras and its backend, without TensorFlow's C++ start-up lines
-        import keras  # noqa: F401
-    import keras
+        import keras
     rows, epochs, steps = (256, 2, [1, 2]) if args.quick else (37_800, 3, [1, 4, 16])
     rows, steps = args.rows or rows, args.steps or steps
     device = devices.accelerator()
