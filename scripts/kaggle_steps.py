@@ -90,6 +90,11 @@ class KaggleSteps:
         return call(what, getattr(self.client(), name), *args, retries=self.options.retries,
                     backoff=self.options.backoff, repeatable=repeatable, **kwargs)
 
+    def status(self, version: str) -> tuple:
+        """(status name, failure message) of `version`: owner/slug/N, or owner/slug for the newest finished."""
+        response = self.api_call("status", "kernels_status", version)
+        return getattr(response.status, "name", str(response.status)), response.failure_message or ""
+
     def within_grace(self, look):
         """look() every --poll seconds until it returns something, for --grace seconds; None if it never did."""
         started = time.monotonic()
@@ -141,10 +146,10 @@ class KaggleSteps:
         it): look for it, queued or running, rather than push again, which would start a second GPU session."""
         def started():
             try:
-                status = self.api_call("status", "kernels_status", f"{kernel}/{version}").status
+                status, _ = self.status(f"{kernel}/{version}")
             except KaggleError:  # not there (404), or no answer either
                 return None
-            return status if getattr(status, "name", None) in ("QUEUED", "RUNNING") else None
+            return status if status in ("QUEUED", "RUNNING") else None
 
         if self.within_grace(started) is None:
             raise KaggleError(f"{error}, and no version {version} of {kernel} appeared within "
@@ -166,13 +171,12 @@ class KaggleSteps:
         started = time.monotonic()
         while True:
             elapsed = time.monotonic() - started
-            response = self.api_call("status", "kernels_status", version)
-            status = getattr(response.status, "name", str(response.status))
+            status, failure = self.status(version)
             print(f"[{elapsed:6.0f} s] {version}: {status}", flush=True)
             if status in FINISHED:
                 if status != "COMPLETE":
                     number = version.rsplit("/", 1)[-1]
-                    raise KaggleError(f"kernel ended {status}: {response.failure_message or 'see its log'}; "
+                    raise KaggleError(f"kernel ended {status}: {failure or 'see its log'}; "
                                       f"fetch its files with `python scripts/push.py output --version {number}`")
                 return status
             if elapsed > self.options.timeout:

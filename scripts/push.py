@@ -179,8 +179,8 @@ def main(argv=None) -> int:
             road.refuse_invalid_sources(road.push(road.kernel_args()))
         elif options.step == "status":
             version = road.kernel() + (f"/{options.version}" if options.version else "")
-            response = road.api_call("status", "kernels_status", version)
-            print(f"{version}: {getattr(response.status, 'name', response.status)} {response.failure_message or ''}")
+            status, failure = road.status(version)
+            print(f"{version}: {status} {failure}".rstrip())
         elif options.step == "output":
             version = road.kernel() + (f"/{options.version}" if options.version else "")
             road.output(version, road.runs / f"{utc_stamp()}-output")

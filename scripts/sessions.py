@@ -152,8 +152,7 @@ class Sessions:
         return True
 
     def status(self, session: dict) -> str:
-        response = self.road.api_call("status", "kernels_status", f"{session['kernel']}/{session['version']}")
-        return getattr(response.status, "name", str(response.status))
+        return self.road.status(f"{session['kernel']}/{session['version']}")[0]
 
     def fetch(self, session: dict) -> pathlib.Path:
         """The session's checked test_probabilities.npz, or a KaggleError saying why it is left out."""
