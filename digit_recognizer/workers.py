@@ -74,20 +74,24 @@ def train_shares(gpus: list, groups: list, work) -> tuple:
 
 def collect(started: list) -> tuple:
     """Each started worker's answer, taken as it comes: (Shares in worker order, failures)."""
-    answers, waiting = {}, {receiving: (name, process) for name, process, receiving in started}
+    shares, failed = {}, {}  # by worker name, as each answers
+    waiting = {receiving: (name, process) for name, process, receiving in started}
     while waiting:
         for receiving in multiprocessing.connection.wait(list(waiting)):
             name, process = waiting.pop(receiving)
             try:
-                answers[name] = receiving.recv()
+                answer = receiving.recv()
             except EOFError:
-                answers[name] = None
+                answer = None
             process.join()
-            if not hasattr(answers[name], "members"):
-                print(f"[{name}] {failure(answers[name], process)}; the other workers go on", flush=True)
-    shares = [answers[name] for name, _, _ in started if hasattr(answers[name], "members")]
-    failures = [f"{name} {failure(answers[name], process)}" for name, process, _ in started
-                if not hasattr(answers[name], "members")]
+            if hasattr(answer, "members"):
+                shares[name] = answer
+            else:
+                failed[name] = failure(answer, process)
+                print(f"[{name}] {failed[name]}; the other workers go on", flush=True)
+    order = [name for name, _, _ in started]
+    shares = [shares[name] for name in order if name in shares]
+    failures = [f"{name} {failed[name]}" for name in order if name in failed]
     if not shares:
         raise ValueError(f"workers: {'; '.join(failures)}; --workers 1 trains in one process, with the whole error")
     return shares, failures
