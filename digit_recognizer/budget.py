@@ -106,10 +106,10 @@ class Timetable:
         total = self.rounds * sum(self.foreseen.get(other, seconds) for other in self.kinds)
         self.account.estimate_seconds = total
         untimed = [" + ".join(other) for other in dict.fromkeys(self.kinds) if other not in self.foreseen]
+        rounds = " (two rounds: --pseudo)" if self.rounds == 2 else ""
         self.log(f"budget: an epoch of {' + '.join(kind)} takes {steady:.1f} s here (the first {first:.1f} s); "
-                 f"{len(self.kinds)} group(s) of {epochs} epochs" + (" (two rounds: --pseudo)" if self.rounds == 2
-                                                                      else "")
-                 + f" will train and predict for about {duration(total)}"
+                 f"{len(self.kinds)} group(s) of {epochs} epochs{rounds} will train and predict for about "
+                 f"{duration(total)}"
                  + (f" (groups of {', '.join(untimed)} not timed yet: counted as this one)" if untimed else ""))
 
     def ended(self, number: int, group: list, callback: Budget, seconds: float):
