@@ -1,8 +1,10 @@
-"""The time budget (--budget-minutes) a share of the ensemble trains against.
+"""The time budget (--budget-minutes): its deadline, the one a Kaggle session imposes, and the share of the
+ensemble that trains against it.
 
-A share trains its groups of members one after another. `Timetable` answers "may this group start", makes the
-forecast and records what the budget cut; `Budget`, the Keras callback it hands each group's fit, answers "may
-another epoch run". Families differ in speed, so groups are timed by kind (their families): the first group of
+A run's budget is its own, or on Kaggle the session's limit less a margin (`session_budget`), counted from the
+start as a `Deadline`. A share trains its groups of members one after another. `Timetable` answers "may this
+group start", makes the forecast and records what the budget cut; `Budget`, which train.fit_members asks at each
+epoch (through a Keras callback), answers "may another epoch run". Families differ in speed, so groups are timed by kind (their families): the first group of
 each kind foresees, after its second epoch (the first also compiles), how long all the groups will take, and each
 kind's last group says whether the next of that kind fits. A member the budget stops mid-fit still predicts: a
 run killed at its session's end writes nothing.
@@ -10,16 +12,37 @@ run killed at its session's end writes nothing.
 
 import dataclasses
 import functools
+import os
 import time
 
-import keras
+from digit_recognizer import data
+
+SESSION_HOURS = {"gpu or cpu": 12, "tpu": 9}  # Kaggle stops a batch session there, and a cut kernel writes nothing
+SESSION_MARGIN_MINUTES = 30  # of a session's limit, kept for start-up, predicting and writing the files
+
+
+def session_budget(config, log=print, environ=None):
+    """`config`, with a budget taken from the Kaggle session's limit when it runs on Kaggle with none of its own."""
+    environ = os.environ if environ is None else environ
+    if config.budget_minutes or not data.on_kaggle(environ):
+        return config
+    hours = SESSION_HOURS["tpu" if "TPU_NAME" in environ else "gpu or cpu"]
+    minutes = 60 * hours - SESSION_MARGIN_MINUTES
+    log(f"budget: none given, and a Kaggle session stops at {hours} hours, writing nothing: no member starts that "
+        f"would end past {minutes} minutes (--budget-minutes to choose another)")
+    return dataclasses.replace(config, budget_minutes=minutes)
 
 
 @dataclasses.dataclass(frozen=True)
-class Clock:
+class Deadline:
     """What a share trains against."""
-    deadline: float | None = None  # time.time() by which training and predicting must end; None: no budget
+    at: float | None = None  # time.time() by which training and predicting must end; None: no budget
     group_seconds: float | None = None  # a group's seconds measured in an earlier round: the first group's gate
+
+    @classmethod
+    def of(cls, config) -> "Deadline":
+        """The run's deadline, counted from now: wall-clock time, which worker processes share."""
+        return cls(time.time() + 60 * config.budget_minutes if config.budget_minutes else None)
 
 
 @dataclasses.dataclass
@@ -47,38 +70,39 @@ def named(members) -> str:
     return "member" + ("s " if len(members) > 1 else " ") + ", ".join(str(m + 1) for m in members)
 
 
-class Budget(keras.callbacks.Callback):
-    """Times a group's epochs. After the second it hands `foresee` the epochs, the first epoch's seconds, a steady
-    epoch's and the whole group's, predictions included. At any epoch's end it stops training when another epoch
-    and the group's predictions would end past `deadline` (time.time()). `predicting` is the images the group
-    will predict per image it trains on in an epoch; a prediction costs about a third of a training step."""
+class Budget:
+    """Times a group's epochs (`begin` and `end` of each). After the second it hands `foresee` the epochs, the
+    first epoch's seconds, a steady epoch's and the whole group's, predictions included. At any epoch's end it
+    says to stop training when another epoch and the group's predictions would end past `deadline` (time.time()).
+    `predicting` is the images the group will predict per image it trains on in an epoch; a prediction costs
+    about a third of a training step."""
 
     def __init__(self, deadline, log, foresee=None, predicting: float = 0.0):
-        super().__init__()
         self.deadline, self.log, self.foresee, self.predicting = deadline, log, foresee, predicting
         self.seconds, self.stopped, self.begun = [], None, None
 
-    def on_epoch_begin(self, epoch, logs=None):
+    def begin(self):
         self.begun = time.time()
 
-    def on_epoch_end(self, epoch, logs=None):
+    def end(self, epoch: int, epochs: int) -> bool:
+        """Epoch `epoch` (from 0) of `epochs` ended: True to stop training here."""
         self.seconds.append(time.time() - self.begun)
-        epochs = self.params["epochs"]
         predict = self.seconds[-1] * self.predicting / 3
         if self.foresee and len(self.seconds) == min(2, epochs):
             first, steady = self.seconds[0], self.seconds[-1]
             self.foresee(epochs, first, steady, first + steady * (epochs - 1) + predict)
         if self.deadline and epoch + 1 < epochs and time.time() + self.seconds[-1] + predict > self.deadline:
-            self.model.stop_training = True
             self.stopped = f"budget: stopped training after epoch {epoch + 1} of {epochs}: another would end past it"
             self.log(self.stopped)
+            return True
+        return False
 
 
 class Timetable:
-    """One share's groups against its Clock: the gate before each group, the epoch callback for its fit, the
+    """One share's groups against its Deadline: the gate before each group, the epoch callback for its fit, the
     forecast, the pace after each group, and its `account` of them."""
 
-    def __init__(self, kinds: list, clock: Clock, rounds: int = 1, log=print):
+    def __init__(self, kinds: list, clock: Deadline, rounds: int = 1, log=print):
         self.kinds, self.clock, self.rounds, self.log = kinds, clock, rounds, log
         self.opened = time.time()
         self.foreseen, self.took = {}, {}  # a kind -> its seconds foreseen by its first group, measured by its last
@@ -87,7 +111,7 @@ class Timetable:
     def may_start(self, number: int, group: list) -> bool:
         """Whether group `number` would end in time, by its kind's last time (else the last group's)."""
         expected = self.took.get(self.kinds[number], self.account.group_seconds)
-        if self.clock.deadline and expected and time.time() + expected > self.clock.deadline:
+        if self.clock.at and expected and time.time() + expected > self.clock.at:
             self.account.stopped.append(f"budget: not training {named(group)} or later ones: a group takes about "
                                         f"{duration(expected)} and would end past the budget")
             self.log(self.account.stopped[-1])
@@ -95,10 +119,10 @@ class Timetable:
         return True
 
     def callback(self, number: int, predicting: float) -> Budget:
-        """The callback for group `number`'s fit; the first group of its kind makes the forecast."""
+        """The epoch budget for group `number`'s fit; the first group of its kind makes the forecast."""
         kind = self.kinds[number]
         foresee = None if kind in self.foreseen else functools.partial(self.foresee, kind)
-        return Budget(self.clock.deadline, self.log, foresee, predicting)
+        return Budget(self.clock.at, self.log, foresee, predicting)
 
     def foresee(self, kind, epochs, first, steady, seconds):
         self.foreseen[kind] = seconds

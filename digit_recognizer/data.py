@@ -241,13 +241,3 @@ def split(labels: np.ndarray, fraction: float, seed: int, flag: str = "--holdout
     kept, held = train_test_split(rows, test_size=fraction, stratify=labels, random_state=seed)
     return np.sort(kept), np.sort(held)
 
-
-def folds(labels: np.ndarray, count: int, seed: int) -> list:
-    """Stratified, seeded (kept, held) row indices, `count` of them, whose held parts cover every row once: an
-    out-of-fold score reads all of train, not a tenth of it."""
-    rarest = np.bincount(labels).min()
-    if not 2 <= count <= rarest:
-        raise ValueError(f"folds: {count} folds of {len(labels)} rows; use 2 to {rarest} "
-                         "(the count of the rarest digit)")
-    from sklearn.model_selection import StratifiedKFold
-    return list(StratifiedKFold(count, shuffle=True, random_state=seed).split(np.zeros(len(labels)), labels))

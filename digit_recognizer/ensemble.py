@@ -15,7 +15,7 @@ import keras
 import numpy as np
 
 from digit_recognizer import config as configuration, data, devices, train, workers
-from digit_recognizer.budget import Account, Clock, Timetable
+from digit_recognizer.budget import Account, Deadline, Timetable
 
 
 @dataclasses.dataclass
@@ -26,7 +26,6 @@ class Member:
     holdout_probabilities: np.ndarray | None  # (hold-out rows, 10)
     history: dict  # Keras history: loss, accuracy, learning_rate, val_* per epoch
     train_seconds: float  # its share of its group's fit
-    predict_seconds: float
     images: int  # training images it saw (rows x epochs)
 
 
@@ -35,6 +34,7 @@ class Share:
     """What one process trained: its members and its account of the budget."""
     members: list
     device: str
+    precision: str  # the dtype policy it trained in: decided once, for the share
     budget: Account  # what the budget foresaw and cut
 
 
@@ -51,7 +51,6 @@ class Result:
     precision: str
     # each member's own (hold-out rows, 10), to weigh or subset the ensemble after the run
     member_holdout_probabilities: list = dataclasses.field(default_factory=list)
-    predict_seconds: float = 0.0  # predicting test and hold-out, all members together
     # with --pseudo, the first round's Result (the fields above are the second's), to tell what the round gained
     first_round: "Result | None" = None
     budget: Account = dataclasses.field(default_factory=Account)  # what the budget foresaw and cut, all shares
@@ -64,11 +63,11 @@ def accuracy(probabilities: np.ndarray, labels: np.ndarray) -> float:
     return float(np.mean(np.argmax(probabilities, axis=1) == labels))
 
 
-def train_share(config, groups, rows: data.Rows, clock=Clock(), log=print) -> Share:
+def train_share(config, groups, rows: data.Rows, clock=Deadline(), log=print) -> Share:
     """Trains `groups` (lists of member numbers) one after another in this process, each group side by side
     (train.fit_members), and predicts with each member, within `clock` (budget.Timetable)."""
     device = devices.accelerator()
-    config = dataclasses.replace(config, precision=devices.precision(config, device))  # found once, not per group
+    config = dataclasses.replace(config, precision=devices.precision(config, device))  # decided here, once
     specs_of = [configuration.member_specs(config, group) for group in groups]  # each member's (family, seed)
     timetable = Timetable([tuple(family for family, _ in specs) for specs in specs_of], clock,
                           2 if config.pseudo else 1, log)
@@ -83,17 +82,16 @@ def train_share(config, groups, rows: data.Rows, clock=Clock(), log=print) -> Sh
         if number == 0 and (note := train.ema_note(config, len(kept))):
             log(note)
         held_rows = 0 if rows.holdout is None else len(rows.holdout[0])
-        callback = timetable.callback(number, (1 + config.tta) * (len(rows.test_images) + held_rows) / len(kept))
+        gate = timetable.callback(number, (1 + config.tta) * (len(rows.test_images) + held_rows) / len(kept))
         nets, histories = train.fit_members(config, (rows.images[kept], rows.labels[kept]), specs, validation,
-                                            monitor=rows.holdout, callbacks=[callback])
+                                            monitor=rows.holdout, callbacks=[train.BudgetCallback(gate)])
         fit_seconds = time.time() - began
         for m, net, history in zip(group, nets, histories):
-            tested, held, seconds = predict_member(config, m, net, rows, log)
-            members.append(Member(m, tested, held, history, fit_seconds / len(group), seconds,
-                                  len(kept) * len(history["loss"])))
+            tested, held = predict_member(config, m, net, rows, log)
+            members.append(Member(m, tested, held, history, fit_seconds / len(group), len(kept) * len(history["loss"])))
         keras.backend.clear_session()  # free the graph before the next group
-        timetable.ended(number, group, callback, time.time() - began)
-    return Share(members, device, timetable.account)
+        timetable.ended(number, group, gate, time.time() - began)
+    return Share(members, device, config.precision, timetable.account)
 
 
 def group_rows(config, rows: data.Rows, seed: int):
@@ -104,16 +102,15 @@ def group_rows(config, rows: data.Rows, seed: int):
 
 
 def predict_member(config, index: int, net, rows: data.Rows, log):
-    """Member `index`'s softmax on the test images and on the hold-out (or None), with TTA, and the seconds."""
-    started = time.time()
+    """Member `index`'s softmax on the test images and on the hold-out (or None), with TTA."""
     tested = train.predict(net, rows.test_images, config.tta)
     held = None if rows.holdout is None else train.predict(net, rows.holdout[0], config.tta)
     if held is not None:
         log(f"member {index + 1}: hold-out accuracy {accuracy(held, rows.holdout[1]):.5f}")
-    return tested, held, time.time() - started
+    return tested, held
 
 
-def train_ensemble(config, rows: data.Rows, clock=Clock(), log=print) -> Result | None:
+def train_ensemble(config, rows: data.Rows, clock=Deadline(), log=print) -> Result | None:
     """`config.members` members, each with its own seed and (with config.validation) its own validation split;
     `rows.holdout`, never trained on, measures each member and the average of their softmaxes. With several
     GPUs the groups are dealt to one worker process each. None when the budget left no member to train: only
@@ -147,10 +144,9 @@ def combine(config, shares: list, failures: list, holdout) -> Result | None:
         ensemble_accuracy=None if holdout is None else accuracy(holdout_mean, holdout[1]),
         histories=[m.history for m in members],
         train_seconds=train_seconds,
-        predict_seconds=sum(m.predict_seconds for m in members),
         images_per_second=sum(m.images for m in members) / wall_seconds,
         device=shares[0].device,
-        precision=devices.precision(config, shares[0].device),
+        precision=shares[0].precision,
         member_holdout_probabilities=[] if holdout is None else [m.holdout_probabilities for m in members],
         budget=Account.merged(share.budget for share in shares),
         member_indices=[m.index for m in members],
@@ -169,10 +165,10 @@ def pseudo_labelled(config, rows: data.Rows, test_probabilities, log=print) -> d
                                labels=np.concatenate([rows.labels, guesses]))
 
 
-def train_members(config, rows: data.Rows, clock=Clock(), log=print) -> Result:
+def train_members(config, rows: data.Rows, clock=Deadline(), log=print) -> Result:
     """The ensemble; with `config.pseudo`, a second ensemble that also learns the test images the first one
     labelled with at least that confidence. Legitimate here: the test images are given, their labels are not.
-    `clock.deadline` (time.time(), from --budget-minutes) holds for both rounds."""
+    `clock.at` (time.time(), from --budget-minutes) holds for both rounds."""
     first = train_ensemble(config, rows, clock, log)
     if not config.pseudo:
         return first
@@ -180,14 +176,13 @@ def train_members(config, rows: data.Rows, clock=Clock(), log=print) -> Result:
     taught = pseudo_labelled(config, rows, first.test_probabilities, log)
     if len(taught.labels) == len(rows.labels):
         return first
-    second = train_ensemble(config, taught, Clock(clock.deadline, first.budget.group_seconds), log)
+    second = train_ensemble(config, taught, Deadline(clock.at, first.budget.group_seconds), log)
     if second is None:
         log("budget: no second round: it would end past the budget; the first round's members write the submission")
         stopped = first.budget.stopped + ["budget: no second (pseudo-label) round"]
         return dataclasses.replace(first, budget=dataclasses.replace(first.budget, stopped=stopped))
     return dataclasses.replace(second, histories=first.histories + second.histories,
                                train_seconds=first.train_seconds + second.train_seconds,
-                               predict_seconds=first.predict_seconds + second.predict_seconds,
                                budget=dataclasses.replace(second.budget, stopped=first.budget.stopped
                                                           + second.budget.stopped),
                                failures=first.failures + second.failures, first_round=first)

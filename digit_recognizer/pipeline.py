@@ -2,34 +2,17 @@
 
 import dataclasses
 import json
-import os
 import pathlib
 import resource
 import time
 
 import numpy as np
 
-from digit_recognizer import data, predictions, quiet, report, submit
+from digit_recognizer import budget, data, predictions, quiet, report, submit
 
 
 def peak_memory_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
-
-
-SESSION_HOURS = {"gpu or cpu": 12, "tpu": 9}  # Kaggle stops a batch session there, and a cut kernel writes nothing
-SESSION_MARGIN_MINUTES = 30  # of a session's limit, kept for start-up, predicting and writing the files
-
-
-def session_budget(config, log=print, environ=None):
-    """`config`, with a budget taken from the Kaggle session's limit when it runs on Kaggle with none of its own."""
-    environ = os.environ if environ is None else environ
-    if config.budget_minutes or not data.on_kaggle(environ):
-        return config
-    hours = SESSION_HOURS["tpu" if "TPU_NAME" in environ else "gpu or cpu"]
-    minutes = 60 * hours - SESSION_MARGIN_MINUTES
-    log(f"budget: none given, and a Kaggle session stops at {hours} hours, writing nothing: no member starts that "
-        f"would end past {minutes} minutes (--budget-minutes to choose another)")
-    return dataclasses.replace(config, budget_minutes=minutes)
 
 
 def learned(config, result) -> dict:
@@ -65,9 +48,8 @@ def run(config, source: data.Source, out_dir, log=print, plots=True) -> dict:
     """Trains and writes `out_dir/submission.csv`, summary.json and (with `plots`) the pictures of the run. A run
     that learned too little (`learned`) writes summary.json alone and raises a ValueError."""
     laps = Laps()
-    config = session_budget(config, log)
-    # the budget counts from here: wall-clock time, which worker processes share
-    deadline = time.time() + 60 * config.budget_minutes if config.budget_minutes else None
+    config = budget.session_budget(config, log)
+    deadline = budget.Deadline.of(config)  # the budget counts from here
     out_dir = submit.writable_folder(out_dir)
     log(f"config: {json.dumps(dataclasses.asdict(config))}")
     log(f"data: {source.describe()}")
@@ -76,11 +58,11 @@ def run(config, source: data.Source, out_dir, log=print, plots=True) -> dict:
 
     # imported here, not at the top: Keras loads its backend (seconds) only once the data is good
     with quiet.start_up_hidden():
-        from digit_recognizer import budget, devices, ensemble
+        from digit_recognizer import devices, ensemble
     log(devices.found())
     laps("imports")
 
-    result = ensemble.train_members(config, rows, budget.Clock(deadline), log)
+    result = ensemble.train_members(config, rows, deadline, log)
     laps("train and predict")
     if result.workers == 1:  # several workers' seconds overlap: then the lap stays whole
         laps.seconds["train"] = round(result.train_seconds, 2)
@@ -90,7 +72,7 @@ def run(config, source: data.Source, out_dir, log=print, plots=True) -> dict:
 
     summary = account(config, result, facts, laps.seconds)
     if summary["learned"]["refused"]:
-        write_json(out_dir / "summary.json", summary)
+        submit.write_json(out_dir / "summary.json", summary)
         raise ValueError(f"{summary['learned']['refused']}; no submission.csv written (summary.json says what "
                          f"was learned)")
     path = write_files(out_dir, config, result, rows, held, summary)
@@ -99,7 +81,7 @@ def run(config, source: data.Source, out_dir, log=print, plots=True) -> dict:
         summary["plots"] = [p.name for p in report.write_plots(out_dir, facts["label_counts"], result, rows.holdout)]
         laps("plots")
     laps.seconds["total"] = round(time.perf_counter() - laps.started, 2)
-    write_json(out_dir / "summary.json", summary)
+    submit.write_json(out_dir / "summary.json", summary)
     tell(config, result, summary, log)
     log(f"wrote {path}" + (f" and {len(summary['plots'])} pictures" if plots else ""))
     return summary
@@ -124,8 +106,7 @@ def read(config, source: data.Source, log):
 
 def write_files(out_dir, config, result, rows: data.Rows, held, summary: dict) -> pathlib.Path:
     """submission.csv and the predictions behind it, named in `summary`: the submission's path."""
-    frame = submit.make_submission(result.test_probabilities)
-    path = submit.write_submission(frame, out_dir / "submission.csv", len(rows.test_images))
+    path = submit.write_submission(result.test_probabilities, out_dir / "submission.csv", len(rows.test_images))
     summary["submission"] = str(path)
     summary["test_probabilities"] = predictions.write_test(out_dir, config, result).name
     if rows.holdout is not None:
@@ -160,18 +141,12 @@ def account(config, result, facts: dict, seconds: dict) -> dict:
     }
 
 
-def write_json(path, summary: dict) -> pathlib.Path:
-    text = json.dumps(summary, indent=1)
-    return submit.write_atomic(path, lambda temporary: pathlib.Path(temporary).write_text(text))
-
-
 def tell(config, result, summary, log) -> None:
     """The run's last lines: accuracy, budget, time, speed."""
     accuracy = "n/a (no hold-out)" if result.ensemble_accuracy is None else f"{result.ensemble_accuracy:.5f}"
     log(f"hold-out accuracy: {accuracy}; members {[round(a, 5) for a in result.member_accuracy]}")
     if result.budget.stopped:
-        from digit_recognizer.budget import named
-        cut = f", {named(result.budget.cut_short)} cut short" if result.budget.cut_short else ""
+        cut = f", {budget.named(result.budget.cut_short)} cut short" if result.budget.cut_short else ""
         log(f"budget: {summary['members_trained']} of {config.members} members trained in the "
             f"{config.budget_minutes:g} minutes{cut}; the submission is their average")
     log("time: " + ", ".join(f"{phase} {value:.1f} s" for phase, value in summary["seconds"].items()))

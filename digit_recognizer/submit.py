@@ -1,5 +1,6 @@
 """From probabilities to a validated `ImageId,Label` file, written atomically."""
 
+import json
 import os
 import pathlib
 import tempfile
@@ -9,6 +10,7 @@ import pandas as pd
 
 
 def make_submission(probabilities: np.ndarray) -> pd.DataFrame:
+    """Each test image's most probable digit, as Kaggle wants it."""
     labels = np.argmax(probabilities, axis=1)
     return pd.DataFrame({"ImageId": np.arange(1, len(labels) + 1), "Label": labels.astype(np.int64)})
 
@@ -75,6 +77,17 @@ def write_atomic(path, write) -> pathlib.Path:
     return path
 
 
-def write_submission(frame: pd.DataFrame, path, test_rows: int) -> pathlib.Path:
-    validate_submission(frame, test_rows)
+def write_text(path, text: str) -> pathlib.Path:
+    return write_atomic(path, lambda temporary: pathlib.Path(temporary).write_text(text))
+
+
+def write_json(path, value) -> pathlib.Path:
+    return write_text(path, json.dumps(value, indent=1))
+
+
+def write_submission(probabilities: np.ndarray, path, test_rows: int | None = None) -> pathlib.Path:
+    """submission.csv of the ensemble's `probabilities` (test rows, 10), checked (one row per test image, where
+    `test_rows` says how many there are), then written atomically."""
+    frame = make_submission(probabilities)
+    validate_submission(frame, len(probabilities) if test_rows is None else test_rows)
     return write_atomic(path, lambda temporary: frame.to_csv(temporary, index=False))

@@ -12,6 +12,21 @@ import numpy as np
 from digit_recognizer import augment, devices, model as models
 
 
+class BudgetCallback(keras.callbacks.Callback):
+    """Asks a budget.Budget at each epoch whether another may run, and stops the fit when it says no."""
+
+    def __init__(self, budget):
+        super().__init__()
+        self.budget = budget
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.budget.begin()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.budget.end(epoch, self.params["epochs"]):
+            self.model.stop_training = True
+
+
 def schedule_callbacks(config, has_validation: bool) -> list:
     if config.schedule == "plateau":
         # the tutorial's: halve the rate when validation accuracy stalls
@@ -129,10 +144,11 @@ def fit_members(config, training, members, validation=None, monitor=None, callba
     Each member draws its own initialisation, augmentation and dropout from its seed, as it would alone; they
     share the order of the rows, the first member's. Returns one model per member and its Keras history.
     `validation` (images, labels) drives the callbacks and the best-weight restore; without it, `monitor` (the
-    hold-out) is only scored each epoch, for the curves. `callbacks` are added to the schedule's."""
+    hold-out) is only scored each epoch, for the curves. `callbacks` are added to the schedule's.
+    `config.precision` is the dtype policy, as devices.precision decided it (not "auto")."""
     images, labels = training
     devices.set_seeds(members[0][1], config.deterministic)
-    keras.config.set_dtype_policy(devices.precision(config))
+    keras.config.set_dtype_policy(config.precision)
     epochs, steps_per_epoch = schedule_length(config, len(images))
     config = dataclasses.replace(config, epochs=epochs, ema=averaged_momentum(config, epochs * steps_per_epoch))
     branches = build_members(config, members)
@@ -170,14 +186,6 @@ def check_finite(losses, config, members) -> None:
         names = ", ".join(f"{family} (seed {seed})" for family, seed in members)
         raise ValueError(f"training {names}: the loss became {losses[bad]} in epoch {bad + 1}, so the run stopped; "
                          f"--learning-rate {config.learning_rate:g} is likely too high: try a tenth of it")
-
-
-def fit_member(config, images, labels, seed=None, **options):
-    """One member of family `config.model` (seed: config.seed): its model and Keras history. `options`:
-    fit_members' validation, monitor and callbacks."""
-    nets, histories = fit_members(config, (images, labels), [(config.model, config.seed if seed is None else seed)],
-                                  **options)
-    return nets[0], histories[0]
 
 
 def predict(net, images, tta: int = 0, batch_size: int = 1024) -> np.ndarray:

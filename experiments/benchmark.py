@@ -30,15 +30,13 @@ import subprocess
 import sys
 import time
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-sys.path.append(str(ROOT / "scripts"))  # the road's modules (bundle, the stand-in): a folder of scripts, not a package
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+from experiments.pooling import AVERAGES, compare, draw_pooled_errors, load_pool, member_curve, pool, stacked
 
-from pooling import AVERAGES, compare, draw_pooled_errors, load_pool, member_curve, pool, stacked  # noqa: E402
+ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 def record(row: dict, results: pathlib.Path) -> dict:
-    import ledger
+    from kaggle_road import ledger
     row = {"when": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
            "machine": f"{platform.machine()} {os.cpu_count()} cores", **row}
     ledger.append(results, row)
@@ -110,7 +108,7 @@ def bench_recipe(args) -> dict:
 
 def bench_oof(args) -> dict | None:
     """Out of fold (experiments/out_of_fold.py): every train row scored once, by members that never saw it."""
-    import out_of_fold
+    from experiments import out_of_fold
     config, overrides = recipe_config(args)
     try:
         return out_of_fold.run(args, config, overrides, ROOT / "output" / f"oof-{args.preset}")
@@ -149,28 +147,25 @@ def bench_compare(args) -> dict:
 
 
 def bench_road(args) -> dict:
-    """Bundling time and size, then `push.py run --fast` through the stand-in of Kaggle's API, start to score."""
+    """Bundling time and size, then the README's rehearsal of the road (`push.py run --fast` through the stand-in
+    of Kaggle's API, tests/kaggle_standin.py, the kernel run for real), start to score."""
     import tempfile
 
-    import bundle
-    from kaggle_standin import StandIn
+    from kaggle_road import bundle
     started = time.perf_counter()
     path, _ = bundle.build(["--fast"], pathlib.Path(tempfile.mkdtemp()) / "kernel.py")
     bundle_seconds = time.perf_counter() - started
-    standin = StandIn(args.data_dir or "../shared/digit-recognizer").start()
-    try:
-        runs = tempfile.mkdtemp()
-        env = dict(os.environ, HOME=runs, **standin.environment())
-        started = time.perf_counter()
-        done = subprocess.run([sys.executable, str(ROOT / "scripts" / "push.py"), "run", "--fast", "--poll", "2",
-                               "--runs-dir", runs], env=env, capture_output=True, text=True)
-        seconds = time.perf_counter() - started
-    finally:
-        standin.stop()
+    runs = tempfile.mkdtemp()
+    command = [sys.executable, str(ROOT / "tests" / "kaggle_standin.py"), "--data-dir",
+               args.data_dir or "../shared/digit-recognizer", "run", "--fast", "--poll", "2", "--runs-dir", runs]
+    started = time.perf_counter()
+    done = subprocess.run(command, env=dict(os.environ, HOME=runs), capture_output=True, text=True)
+    seconds = time.perf_counter() - started
     if done.returncode:
-        sys.exit(f"push.py failed:\n{done.stderr[-2000:]}")
+        sys.exit(f"the rehearsal failed:\n{done.stderr[-2000:]}")
     return {"benchmark": "road", "bundle_seconds": round(bundle_seconds, 3), "bundle_bytes": path.stat().st_size,
-            "road_seconds": round(seconds, 1), "command": "python scripts/push.py run --fast (through the stand-in)"}
+            "road_seconds": round(seconds, 1),
+            "command": "python tests/kaggle_standin.py --data-dir DATA run --fast (the road through the stand-in)"}
 
 
 def main():
@@ -216,7 +211,7 @@ def main():
     if len(args.average or ()) > (2 if args.what == "compare" else 1):
         parser.error("--average: once, or twice for compare's two sides")
     args.average = args.average or ["arithmetic"]
-    import versus_tutorial
+    from experiments import versus_tutorial
     bench = {"fast": bench_fast, "throughput": versus_tutorial.bench_throughput, "race": versus_tutorial.bench_race,
              "recipe": bench_recipe, "oof": bench_oof, "road": bench_road, "pool": bench_pool,
              "compare": bench_compare}[args.what]

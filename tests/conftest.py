@@ -2,6 +2,7 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # keep TensorFlow's start-up chatter out of test output
 
+import importlib.util
 import pathlib
 import subprocess
 import sys
@@ -31,8 +32,9 @@ def competition_dir(tmp_path, sample_frames) -> pathlib.Path:
 
 @pytest.fixture
 def standin(tmp_path, sample_frames):
-    """The stand-in of Kaggle's API (scripts/kaggle_standin.py) on 127.0.0.1, its competition 300 train rows and
-    40 test rows of the sample, with the test rows' answers to score submissions."""
+    """The stand-in of Kaggle's API (tests/kaggle_standin.py) on 127.0.0.1, its competition 300 train rows and
+    40 test rows of the sample, with the test rows' answers to score submissions. Pushed kernels run with their
+    training faked (tests/fake_kernel.py) unless a test sets `standin.fake = False`."""
     from kaggle_standin import StandIn
     train, test = sample_frames
     folder = tmp_path / "data"
@@ -44,7 +46,7 @@ def standin(tmp_path, sample_frames):
     _, held = data.split(table.iloc[:, -1].to_numpy(), 0.2, seed=0)
     pd.DataFrame({"ImageId": range(1, 41), "Label": table.iloc[held[:40], -1].to_numpy()}).to_csv(
         tmp_path / "answers.csv", index=False)
-    server = StandIn(folder, tmp_path / "answers.csv", scratch=tmp_path / "scratch").start()
+    server = StandIn(folder, tmp_path / "answers.csv", scratch=tmp_path / "scratch", fake=True).start()
     yield server
     server.stop()
 
@@ -62,3 +64,11 @@ def road(standin, tmp_path, *args):
     command = [sys.executable, str(ROOT / "scripts" / "push.py"), "--runs-dir", str(tmp_path / "runs"), "--poll",
                "0.3", "--backoff", "0.05", "--retries", "2", "--grace", "8", "--timeout", "240", *args]
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=400)
+
+
+def script(name: str):
+    """scripts/NAME.py, loaded as a module, to call its main() in this process."""
+    spec = importlib.util.spec_from_file_location(f"script_{name}", ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -12,9 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import benchmark  # experiments/, on pytest's pythonpath
-import out_of_fold
-import pooling
+from experiments import benchmark, out_of_fold, pooling
 
 from digit_recognizer import ensemble
 from digit_recognizer.config import Config
@@ -30,6 +28,17 @@ def save(path, members, families, labels, rows=None):
 
 def one_hot(classes, sure=0.9):
     return np.where(np.eye(10)[classes] == 1, sure, (1 - sure) / 9)
+
+
+def test_folds_hold_out_every_row_once():
+    labels = np.repeat(np.arange(10), 7)  # 70 rows, 7 of each digit
+    folds = out_of_fold.stratified_folds(labels, 7, seed=1)
+    held = np.concatenate([h for _, h in folds])
+    assert np.array_equal(np.sort(held), np.arange(70))
+    for kept, fold in folds:
+        assert np.array_equal(np.bincount(labels[fold]), np.ones(10)) and not set(kept) & set(fold)
+    with pytest.raises(ValueError, match="8 folds of 70 rows; use 2 to 7"):
+        out_of_fold.stratified_folds(labels, 8, seed=1)
 
 
 def test_pool_averages_members_across_runs(tmp_path):

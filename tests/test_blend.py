@@ -4,8 +4,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import blend
+from conftest import script
+
 from digit_recognizer import predictions
+from kaggle_road import blend
 from digit_recognizer.config import Config
 
 
@@ -26,7 +28,7 @@ def test_runs_blend_weighed_by_their_members(tmp_path, capsys):
     # on the hold-out, the one member gets both rows right, the three get the second wrong
     one = run_folder(tmp_path / "a", [1, 2, 3], members=(0,), held=[[0, 1]])
     three = run_folder(tmp_path / "b" / "output", [1, 5, 5], seed=50042, members=(0, 1, 2), held=[[0, 7]] * 3)
-    assert blend.main([str(one), str(tmp_path / "b"), "--out", str(tmp_path / "blend.csv")]) == 0
+    assert script("blend").main([str(one), str(tmp_path / "b"), "--out", str(tmp_path / "blend.csv")]) == 0
     # image 3: one member says 3, three say 5
     assert pd.read_csv(tmp_path / "blend.csv")["Label"].tolist() == [1, 5, 5]
     probabilities, runs = blend.blend([one / blend.NAME, three / blend.NAME])
@@ -44,7 +46,7 @@ def test_runs_blend_weighed_by_their_members(tmp_path, capsys):
 def test_runs_that_cannot_blend_are_refused(tmp_path, capsys, second, message):
     first = run_folder(tmp_path / "a", [1, 2, 3], members=(0,))
     other = run_folder(tmp_path / "b", **second)
-    assert blend.main([str(first), str(other), "--out", str(tmp_path / "blend.csv")]) == 2
+    assert script("blend").main([str(first), str(other), "--out", str(tmp_path / "blend.csv")]) == 2
     error = capsys.readouterr().err
     assert error.startswith("error: ") and message in error and len(error.splitlines()) == 1
     assert not (tmp_path / "blend.csv").exists()
@@ -52,13 +54,13 @@ def test_runs_that_cannot_blend_are_refused(tmp_path, capsys, second, message):
 
 def test_no_run_a_run_given_twice_a_bad_out_and_a_broken_file_are_each_refused(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
-    assert blend.main([str(tmp_path / "empty")]) == 2
+    assert script("blend").main([str(tmp_path / "empty")]) == 2
     assert "no test_probabilities.npz in it" in capsys.readouterr().err
     one = run_folder(tmp_path / "a", [1, 2, 3])
-    assert blend.main([str(one), str(one / blend.NAME)]) == 2
+    assert script("blend").main([str(one), str(one / blend.NAME)]) == 2
     assert "given twice" in capsys.readouterr().err
-    assert blend.main([str(one), "--out", str(one / blend.NAME / "blend.csv")]) == 2  # a file is no folder
+    assert script("blend").main([str(one), "--out", str(one / blend.NAME / "blend.csv")]) == 2  # a file is no folder
     assert "cannot write there" in capsys.readouterr().err
     (tmp_path / "broken.npz").write_text("not a zip")
-    assert blend.main([str(tmp_path / "broken.npz")]) == 2
+    assert script("blend").main([str(tmp_path / "broken.npz")]) == 2
     assert "not a run's test_probabilities.npz" in capsys.readouterr().err

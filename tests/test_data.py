@@ -105,17 +105,6 @@ def test_images_labels_split(sample_frames):
     assert sum(counts.values()) == 4000 and len(counts) == 10
 
 
-def test_folds_hold_out_every_row_once():
-    labels = np.repeat(np.arange(10), 7)  # 70 rows, 7 of each digit
-    folds = data.folds(labels, 7, seed=1)
-    held = np.concatenate([h for _, h in folds])
-    assert np.array_equal(np.sort(held), np.arange(70))
-    for kept, fold in folds:
-        assert np.array_equal(np.bincount(labels[fold]), np.ones(10)) and not set(kept) & set(fold)
-    with pytest.raises(ValueError, match="8 folds of 70 rows; use 2 to 7"):
-        data.folds(labels, 8, seed=1)
-
-
 HEADER = ",".join(data.TRAIN_COLUMNS)
 GOOD = "3," + ",".join(["0"] * 784)
 

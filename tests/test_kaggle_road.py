@@ -10,11 +10,10 @@ import time
 import pandas as pd
 import pytest
 
-import bundle  # scripts/, on pytest's pythonpath
-import kaggle_steps
 from conftest import ROOT, offline, road
 
 from digit_recognizer.config import PRESETS
+from kaggle_road import bundle, steps
 
 TINY = ["--epochs", "1", "--min-steps", "0", "--verbose", "0", "--min-accuracy", "0"]  # plumbing, not learning
 
@@ -77,17 +76,7 @@ def test_the_bundle_runs_as_kaggle_runs_it(competition_dir, tmp_path):
     summary = json.loads((working / "summary.json").read_text())
     assert summary["data_kind"] == "kaggle" and summary["bundle_hash"] == digest
     assert summary["config"]["budget_minutes"] == 12 * 60 - 30
-    kaggle_steps.check_run(working / "submission.csv", digest)  # what push.py checks before it submits
-
-
-def test_the_bundle_on_kaggle_without_data_stops_at_once(tmp_path):
-    built, _ = bundle.build(["--fast"], tmp_path / "kernel.py")
-    (tmp_path / "kaggle" / "input").mkdir(parents=True)  # the competition was not attached
-    done = kaggle_session(built, tmp_path / "kaggle")
-    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr[-2000:]
-    assert "on Kaggle, but no train.csv and test.csv under" in done.stderr
-    assert "the demo sample is never used on Kaggle" in done.stderr
-    assert list((tmp_path / "kaggle" / "working").iterdir()) == []
+    steps.check_run(working / "submission.csv", digest)  # what push.py checks before it submits
 
 
 @pytest.mark.parametrize("change, says", [
@@ -102,13 +91,14 @@ def test_a_fetched_run_is_submitted_only_if_it_is_this_pushs_and_learned(tmp_pat
                "test_rows": 40, "learned": {"accuracy": 0.9, "on": "the hold-out", "floor": 0.5, "refused": None}}
     (tmp_path / "submission.csv").write_text(all_sevens())
     (tmp_path / "summary.json").write_text(json.dumps(summary))
-    kaggle_steps.check_run(tmp_path / "submission.csv", "abcdefabcdef")
+    steps.check_run(tmp_path / "submission.csv", "abcdefabcdef")
     (tmp_path / "summary.json").write_text(json.dumps(dict(summary, **change)))
-    with pytest.raises(kaggle_steps.KaggleError, match="^output: ") as refused:
-        kaggle_steps.check_run(tmp_path / "submission.csv", "abcdefabcdef")
+    with pytest.raises(steps.KaggleError, match="^output: ") as refused:
+        steps.check_run(tmp_path / "submission.csv", "abcdefabcdef")
     assert says in str(refused.value) and (tmp_path / "submission.csv").exists()
 
 
+@pytest.mark.slow
 def test_a_bundle_deals_members_to_worker_processes_as_on_two_gpus(competition_dir, tmp_path):
     """Kaggle's two T4s start one worker process each, importing the package from the bundle's zip: two CPU
     workers here, whose members make the submission one process makes."""
@@ -125,39 +115,48 @@ def test_a_bundle_deals_members_to_worker_processes_as_on_two_gpus(competition_d
 
 
 def stopped_bundle(competition_dir, tmp_path, signal_number) -> tuple:
-    """A bundle sent `signal_number` in its second epoch: its exit code and what it left in its temporary folder."""
+    """A bundle sent `signal_number` in its second epoch, its --out holding an older run's submission.csv: its
+    exit code, its stderr, and what it left in its temporary folder."""
     built, _ = bundle.build(["--fast"], tmp_path / "kernel.py")
-    scratch = tmp_path / "tmp"
+    scratch, out = tmp_path / "tmp", tmp_path / "out"
     scratch.mkdir()
+    out.mkdir()
+    (out / "submission.csv").write_text("ImageId,Label\n1,7\n")
     command = [sys.executable, "-u", str(built), *TINY, "--epochs", "200", "--verbose", "2",
-               "--data-dir", str(competition_dir), "--out", str(tmp_path / "out")]
-    running = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+               "--data-dir", str(competition_dir), "--out", str(out)]
+    running = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                env=dict(os.environ, TMPDIR=str(scratch), PYTHONPATH=""))
     for line in running.stdout:
         if line.startswith("Epoch 2/"):
             assert list(scratch.glob("digit_recognizer-*.zip"))  # the package, unpacked while it runs
             running.send_signal(signal_number)
             break
-    running.communicate(timeout=120)
-    return running.returncode, list(scratch.iterdir())
+    _, stderr = running.communicate(timeout=120)
+    assert sorted(p.name for p in out.iterdir()) == ["submission.csv"]  # no half-written file beside it
+    assert (out / "submission.csv").read_text() == "ImageId,Label\n1,7\n"  # the older run's, whole
+    return running.returncode, stderr, list(scratch.iterdir())
 
 
+@pytest.mark.slow
 def test_a_bundle_killed_with_sigterm_removes_its_zip(competition_dir, tmp_path):
-    returncode, left = stopped_bundle(competition_dir, tmp_path, signal.SIGTERM)
+    returncode, _, left = stopped_bundle(competition_dir, tmp_path, signal.SIGTERM)
     assert returncode == 143 and not left
 
 
-def test_a_bundle_stopped_with_ctrl_c_removes_its_zip(competition_dir, tmp_path):
+def test_ctrl_c_is_one_line_130_and_leaves_no_files_behind(competition_dir, tmp_path):
     """kernel.py's Ctrl-C handler exits at once, without the exit handlers: it removes the package itself."""
-    returncode, left = stopped_bundle(competition_dir, tmp_path, signal.SIGINT)
-    assert returncode == 130 and not left
+    returncode, stderr, left = stopped_bundle(competition_dir, tmp_path, signal.SIGINT)
+    assert returncode == 130 and not left and "Traceback" not in stderr, stderr[-3000:]
+    assert stderr.splitlines()[-1].startswith("interrupted: ") and len(stderr.splitlines()) == 1, stderr[-2000:]
 
 
 def all_sevens(rows=40) -> str:
     return pd.DataFrame({"ImageId": range(1, rows + 1), "Label": 7}).to_csv(index=False)
 
 
-def test_whole_road_through_the_standin(standin, tmp_path):
+@pytest.mark.parametrize("kernel", ["fake", pytest.param("real", marks=pytest.mark.slow)])
+def test_whole_road_through_the_standin(standin, tmp_path, kernel):
+    standin.fake = kernel == "fake"
     # version 1 finished long ago with a file of all 7s: read without a version, Kaggle answers for it while
     # version 2 runs (kaggle-cli #1200)
     standin.finished_version("tester/digit-recognizer-kernel", {"submission.csv": all_sevens()})
@@ -189,7 +188,7 @@ def test_whole_road_through_the_standin(standin, tmp_path):
 def test_api_faults_give_one_line_and_nonzero_exit(standin, tmp_path, fault, message):
     standin.faults.update(fault)
     done = road(standin, tmp_path, "run", "--fast")
-    assert done.returncode == 1
+    assert done.returncode == 2
     assert done.stderr.strip().splitlines()[-1].startswith("error: ") and message in done.stderr
     assert "Traceback" not in done.stderr
 
@@ -197,7 +196,7 @@ def test_api_faults_give_one_line_and_nonzero_exit(standin, tmp_path, fault, mes
 def test_slow_answers_time_out(standin, tmp_path):
     standin.faults.update(slow="2")
     done = road(standin, tmp_path, "status", "--http-timeout", "0.5")
-    assert done.returncode == 1 and "status: no answer after 2 tries" in done.stderr
+    assert done.returncode == 2 and "status: no answer after 2 tries" in done.stderr
 
 
 def test_a_push_that_times_out_is_not_sent_again(standin, tmp_path):
@@ -224,7 +223,7 @@ def test_a_push_answered_502_after_it_started_a_run_is_not_sent_again(standin, t
 def test_a_push_that_times_out_and_starts_nothing_says_so(standin, tmp_path):
     standin.faults.update({"slow.SaveKernel": "1.5", "save_error": "refused late"})  # nothing starts
     done = road(standin, tmp_path, "push", "--http-timeout", "0.5", "--grace", "3")
-    assert done.returncode == 1 and standin.runs == {}
+    assert done.returncode == 2 and standin.runs == {}
     assert "no version 1 of tester/digit-recognizer-kernel appeared within 3 s; not sent again" in done.stderr
 
 
@@ -232,37 +231,39 @@ def test_no_submission_left_today_spends_no_gpu_session(standin, tmp_path):
     standin.daily = 1  # and it is spent: a limit of all zeros would mean "not on a team yet", not "none left"
     standin.submissions.append({"ref": 1, "description": "earlier today", "content": b"", "created": time.time()})
     done = road(standin, tmp_path, "run", "--fast")
-    assert done.returncode == 1 and standin.runs == {} and "Traceback" not in done.stderr
+    assert done.returncode == 2 and standin.runs == {} and "Traceback" not in done.stderr
     assert done.stderr == "error: run: no submission left today on digit-recognizer; nothing pushed, no GPU time " \
                           "spent: run again tomorrow (Kaggle's day ends at 00:00 UTC)\n"
     path = tmp_path / "submission.csv"
     path.write_text(all_sevens(28000))
     done = road(standin, tmp_path, "submit", str(path))
-    assert done.returncode == 1 and "submit: no submission left today" in done.stderr
+    assert done.returncode == 2 and "submit: no submission left today" in done.stderr
     assert len(standin.submissions) == 1
 
 
 def test_a_push_without_the_competitions_data_is_not_submitted(standin, tmp_path):
     standin.faults["invalid_sources"] = "1"  # rules not accepted: the push succeeds, the kernel gets no data
     done = road(standin, tmp_path, "run", "--fast")
-    assert done.returncode == 1 and standin.submissions == []
+    assert done.returncode == 2 and standin.submissions == []
     assert "push: version 1 started without the competition's data (Kaggle listed digit-recognizer as an invalid " \
            "source): accept the rules at https://www.kaggle.com/competitions/digit-recognizer/rules" in done.stderr
     row = json.loads((tmp_path / "runs" / "ledger.jsonl").read_text())
     assert row["version"] == 1 and row["outcome"].startswith("push: version 1 started without")
     run = standin.runs["tester/digit-recognizer-kernel"][0]
-    for _ in range(600):  # the kernel itself stops at once: no demo sample on Kaggle
+    for _ in range(600):  # the kernel itself stops at once, in one line: no demo sample on Kaggle
         if run.status != "RUNNING":
             break
         time.sleep(0.1)
     assert run.status == "ERROR" and "the demo sample is never used on Kaggle" in run.failure
-    assert not (run.folder / "working" / "submission.csv").exists()
+    assert "on Kaggle, but no train.csv and test.csv under" in run.failure and run.log.count("error: ") == 1
+    assert list((run.folder / "working").iterdir()) == []  # nothing written, nothing to submit
 
 
-def test_a_kernel_that_learned_nothing_spends_no_submission(standin, tmp_path):
-    done = road(standin, tmp_path, "run", "--fast", "--set", "learning_rate=9")
-    assert done.returncode == 1 and standin.submissions == []
-    assert "kernel ended ERROR: error: accuracy " in done.stderr and "is below --min-accuracy 0.5" in done.stderr
+def test_a_kernel_that_learned_too_little_spends_no_submission(standin, tmp_path):
+    # the fake kernel's centroids read about 0.75 of the hold-out: under this floor, as a diverged run is under 0.5
+    done = road(standin, tmp_path, "run", "--fast", "--set", "min_accuracy=0.99")
+    assert done.returncode == 2 and standin.submissions == []
+    assert "kernel ended ERROR: error: accuracy " in done.stderr and "is below --min-accuracy 0.99" in done.stderr
     assert json.loads((tmp_path / "runs" / "ledger.jsonl").read_text())["outcome"].startswith("kernel ended ERROR")
 
 
@@ -289,7 +290,7 @@ def test_a_submission_that_times_out_is_found_not_sent_again(standin, tmp_path):
 def test_a_score_that_fails_after_the_submit_leaves_its_ref_for_later(standin, tmp_path):
     standin.faults["GetSubmission"] = "500"
     done = road(standin, tmp_path, "run", "--fast")
-    assert done.returncode == 1 and "score: HTTP 500" in done.stderr
+    assert done.returncode == 2 and "score: HTTP 500" in done.stderr
     row = json.loads((tmp_path / "runs" / "ledger.jsonl").read_text())
     assert row["submission_ref"] == standin.submissions[0]["ref"] and row["public_score"] is None
     assert row["outcome"].startswith("score: HTTP 500")
@@ -308,14 +309,14 @@ def test_a_broken_kaggle_json_is_one_line_before_any_work(tmp_path, saved, says)
     (tmp_path / ".kaggle").mkdir()
     (tmp_path / ".kaggle" / "kaggle.json").write_text(saved)
     done = offline(tmp_path, "run", "--fast", "--runs-dir", str(tmp_path / "runs"))
-    assert done.returncode == 1 and done.stderr.count("\n") == 1 and says in done.stderr, done.stderr
+    assert done.returncode == 2 and done.stderr.count("\n") == 1 and says in done.stderr, done.stderr
     assert done.stdout == ""  # nothing bundled, no login help
 
 
 def test_crashing_kernel_is_reported_and_recorded(standin, tmp_path):
     standin.faults.update(crash="1")
     done = road(standin, tmp_path, "run", "--fast")
-    assert done.returncode == 1 and "kernel ended ERROR: RuntimeError: injected crash" in done.stderr
+    assert done.returncode == 2 and "kernel ended ERROR: RuntimeError: injected crash" in done.stderr
     ledger = (tmp_path / "runs" / "ledger.jsonl").read_text().splitlines()
     assert len(ledger) == 1 and json.loads(ledger[0])["public_score"] is None
 
@@ -324,7 +325,7 @@ def test_failed_output_download_is_caught(standin, tmp_path):
     # kaggle 2.2.5 raises on the 500; earlier 2.2.x clients wrote the error body into the file (next test)
     standin.faults.update(files="500")
     done = road(standin, tmp_path, "run", "--fast")
-    assert done.returncode == 1 and "error: output: " in done.stderr, done.stderr[-2000:]
+    assert done.returncode == 2 and "error: output: " in done.stderr, done.stderr[-2000:]
     assert len((tmp_path / "runs" / "ledger.jsonl").read_text().splitlines()) == 1
     assert standin.submissions == []
 
@@ -332,8 +333,8 @@ def test_failed_output_download_is_caught(standin, tmp_path):
 def test_an_error_page_saved_as_the_submission_is_caught(tmp_path):
     path = tmp_path / "submission.csv"
     path.write_text('{"code": 500, "message": "injected fault"}')
-    with pytest.raises(kaggle_steps.KaggleError, match="^output: "):
-        kaggle_steps.check_submission(path)
+    with pytest.raises(steps.KaggleError, match="^output: "):
+        steps.check_submission(path)
     assert path.exists()  # what came down is kept, to look at
 
 
@@ -342,7 +343,7 @@ def test_failed_upload_is_an_error_not_a_silent_exit(standin, tmp_path):
     path = tmp_path / "submission.csv"
     pd.DataFrame({"ImageId": range(1, 28001), "Label": 1}).to_csv(path, index=False)
     done = road(standin, tmp_path, "submit", str(path))
-    assert done.returncode == 1 and "submit: Kaggle did not take the file: Could not submit" in done.stderr
+    assert done.returncode == 2 and "submit: Kaggle did not take the file: Could not submit" in done.stderr
     assert standin.submissions == [] and not (tmp_path / "runs" / "ledger.jsonl").exists()  # nothing spent
 
 
@@ -360,7 +361,7 @@ def test_a_file_submitted_alone_is_scored_and_recorded(standin, tmp_path):
 
 def test_missing_credentials(tmp_path):
     done = offline(tmp_path, "status")
-    assert done.returncode == 1 and done.stderr.startswith("error: no Kaggle credentials")
+    assert done.returncode == 2 and done.stderr.startswith("error: no Kaggle credentials")
 
 
 def test_dry_run_sends_nothing(tmp_path):
@@ -378,17 +379,17 @@ def test_dry_run_sends_nothing(tmp_path):
     assert sent["enable_gpu"] is False and "machine_shape" not in sent
     # a bad setting stops before the bundle is built, in one line: on Kaggle it would cost a GPU session
     done = offline(tmp_path, *push, "--set", "holdout=0.9")
-    assert done.returncode == 1 and done.stderr == "error: push: config: --holdout 0.9: must be in [0, 0.5)\n"
+    assert done.returncode == 2 and done.stderr == "error: push: config: --holdout 0.9: must be in [0, 0.5)\n"
     for setting, says in (("learning_rate=-1", "--learning-rate -1.0: must be positive"),
                           ("seed=-1", "--seed -1: member k trains with seed + 1000k"), ("limit=-5", "--limit -5: ")):
         done = offline(tmp_path, *push, "--set", setting)
-        assert done.returncode == 1 and done.stderr.startswith(f"error: push: config: {says}"), done.stderr
+        assert done.returncode == 2 and done.stderr.startswith(f"error: push: config: {says}"), done.stderr
 
 
 def test_a_runs_dir_that_cannot_be_written_stops_before_the_push(tmp_path):
     (tmp_path / "file").write_text("")
     done = offline(tmp_path, "run", "--owner", "me", "--runs-dir", str(tmp_path / "file" / "runs"))
-    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.returncode == 2 and "Traceback" not in done.stderr
     assert done.stderr.startswith("error: ") and "cannot write there" in done.stderr and "--runs-dir" in done.stderr
 
 
@@ -400,4 +401,5 @@ REAL = os.environ.get("KAGGLE_USERNAME") and os.environ.get("KAGGLE_KEY") and no
 def test_real_kaggle_answers_a_submission_listing():
     done = subprocess.run([sys.executable, str(ROOT / "scripts" / "push.py"), "score", "--timeout", "30"],
                           capture_output=True, text=True, timeout=120)
-    assert "401" not in done.stderr and "403" not in done.stderr
+    # a score, or the one line of an account that never submitted: anything else is a fault of the road
+    assert done.returncode == 0 or done.stderr == "error: score: no submission on digit-recognizer\n", done.stderr

@@ -61,4 +61,4 @@ def test_ledger_report(tmp_path):
     assert (tmp_path / "ledger.png").read_bytes()[:4] == b"\x89PNG"
     ledger.write_text("not json\n")
     done = subprocess.run([sys.executable, str(script), "--ledger", str(ledger)], capture_output=True, text=True)
-    assert done.returncode == 1 and "line 1 is not JSON" in done.stderr
+    assert done.returncode == 2 and "line 1 is not JSON" in done.stderr

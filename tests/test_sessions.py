@@ -10,12 +10,12 @@ import time
 
 import numpy as np
 import pandas as pd
+import pytest
 
-import blend  # scripts/, on pytest's pythonpath
-import sessions
 from conftest import ROOT, offline, road
 
 from digit_recognizer import submit
+from kaggle_road import blend
 
 
 def ledger_row(tmp_path) -> dict:
@@ -34,8 +34,10 @@ def blended(folder, names) -> pd.DataFrame:
     return submit.make_submission(probabilities)
 
 
-def test_three_sessions_make_one_submission_and_it_is_their_blend(standin, tmp_path):
-    done = road(standin, tmp_path, "run", "--fast", "--sessions", "3")
+@pytest.mark.parametrize("kernel", ["fake", pytest.param("real", marks=pytest.mark.slow)])
+def test_three_sessions_make_one_submission_and_it_is_their_blend(standin, tmp_path, kernel):
+    standin.fake = kernel == "fake"
+    done = road(standin, tmp_path, "run", "--fast", "--sessions", "3", "--set", "members=2")
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
     assert sorted(standin.runs) == [f"tester/digit-recognizer-kernel-s{n}" for n in (1, 2, 3)]
     assert len(standin.submissions) == 1  # one submission spent, for the blend
@@ -43,9 +45,9 @@ def test_three_sessions_make_one_submission_and_it_is_their_blend(standin, tmp_p
     sent = pd.read_csv(io.BytesIO(standin.submissions[0]["content"]))
     assert sent.equals(blended(folder, ["s1", "s2", "s3"]))
     seeds = [np.load(folder / name / "test_probabilities.npz")["seeds"].tolist() for name in ("s1", "s2", "s3")]
-    assert seeds == [[42], [1042], [2042]]  # other members in each session
+    assert seeds == [[42, 1042], [2042, 3042], [4042, 5042]]  # other members in each session, none trained twice
     row = ledger_row(tmp_path)
-    assert row["members"] == 3 and row["outcome"] == "scored" and float(row["public_score"]) > 0.5
+    assert row["members"] == 6 and row["outcome"] == "scored" and float(row["public_score"]) > 0.5
     assert [s["outcome"] for s in row["sessions"]] == ["in the blend"] * 3
     assert row["holdout"].startswith("hold-out (") and "the blend" in row["holdout"]
     assert "blend of 3 sessions" in standin.submissions[0]["description"]
@@ -82,7 +84,7 @@ def test_interrupted_sessions_run_on_and_collect_submits_what_finished(standin, 
             running.send_signal(signal.SIGINT)
             break
     _, error = running.communicate(timeout=60)
-    assert running.returncode == 1 and standin.submissions == []
+    assert running.returncode == 2 and standin.submissions == []
     assert "interrupted: sessions s1, s2 keep running on Kaggle (not cancelled); `python scripts/push.py collect " \
            in error
     for run in (versions[0] for versions in standin.runs.values()):  # they do run on
@@ -104,7 +106,3 @@ def test_dry_run_prints_the_plan_and_spends_nothing(tmp_path):
     assert "3 sessions of 24 members each" in done.stdout and "no GPU hours (CPU sessions)" in done.stdout
     assert not (tmp_path / "runs").exists()
 
-
-def test_sessions_train_members_no_other_session_trains():
-    flags = sessions.session_args(["--preset", "full", "--members", "6"], 3)
-    assert [f[-2:] for f in flags] == [["--seed", "42"], ["--seed", "6042"], ["--seed", "12042"]]

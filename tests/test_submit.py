@@ -26,7 +26,7 @@ def test_validation_faults(frame, message):
 
 def test_write_is_atomic(tmp_path):
     path = tmp_path / "submission.csv"
-    good = submit.make_submission(np.eye(10)[[1, 2, 3]])
+    good = np.eye(10)[[1, 2, 3]]
     submit.write_submission(good, path, test_rows=3)
     before = path.read_bytes()
     assert before.decode().splitlines() == ["ImageId,Label", "1,1", "2,2", "3,3"]

@@ -15,12 +15,19 @@ TINY = Config(model="bn", members=1, epochs=1, batch_size=16, verbose=0, precisi
               deterministic=True)
 
 
+def fit_member(config, images, labels, seed=None, **options):
+    """One member of family `config.model` alone (seed: config.seed): its model and Keras history."""
+    nets, histories = train.fit_members(config, (images, labels), [(config.model, config.seed if seed is None else
+                                                                    seed)], **options)
+    return nets[0], histories[0]
+
+
 def test_one_fit_step_learns_and_records_history(sample_frames):
     train_frame, _ = sample_frames
     images, labels = data.to_images(train_frame.iloc[:64]), train_frame["label"].to_numpy()[:64]
     ended = []
     clock = keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: ended.append(epoch))
-    net, history = train.fit_member(TINY, images, labels, validation=(images[:16], labels[:16]), callbacks=[clock])
+    net, history = fit_member(TINY, images, labels, validation=(images[:16], labels[:16]), callbacks=[clock])
     assert ended == [0]  # extra callbacks run beside the schedule's
     assert set(history) >= {"loss", "accuracy", "val_accuracy", "learning_rate"}
     assert len(history["loss"]) == 1 and np.isfinite(history["loss"][0])
@@ -33,7 +40,7 @@ def test_fit_member_passes_seed_and_determinism(monkeypatch):
     calls = []
     monkeypatch.setattr(devices, "set_seeds", lambda seed, deterministic=True: calls.append((seed, deterministic)))
     x, y = np.zeros((8, 28, 28, 1), np.float32), np.arange(8) % 10
-    train.fit_member(dataclasses.replace(TINY, deterministic=False, model="tutorial"), x, y, seed=7)
+    fit_member(dataclasses.replace(TINY, deterministic=False, model="tutorial"), x, y, seed=7)
     assert calls == [(7, False)]
 
 
@@ -70,9 +77,9 @@ def test_min_steps_adds_epochs_when_the_rows_are_few(sample_frames):
     train_frame, _ = sample_frames
     images, labels = data.to_images(train_frame.iloc[:32]), train_frame["label"].to_numpy()[:32]
     config = dataclasses.replace(TINY, model="lenet", min_steps=5)  # 2 steps an epoch: 3 epochs make 6 steps
-    _, history = train.fit_member(config, images, labels)
+    _, history = fit_member(config, images, labels)
     assert len(history["loss"]) == 3
-    _, history = train.fit_member(dataclasses.replace(config, epochs=4), images, labels)
+    _, history = fit_member(dataclasses.replace(config, epochs=4), images, labels)
     assert len(history["loss"]) == 4  # never fewer than asked
 
 
@@ -106,7 +113,7 @@ def test_a_short_fit_with_ema_keeps_what_it_learned(sample_frames):
     rows = train_frame.sample(300, random_state=0)
     images, labels = data.to_images(rows), rows["label"].to_numpy()
     config = dataclasses.replace(TINY, model="lenet", epochs=3, batch_size=32, ema=0.999)
-    net, _ = train.fit_member(config, images, labels)
+    net, _ = fit_member(config, images, labels)
     assert np.mean(train.predict(net, images).argmax(axis=1) == labels) > 0.8
 
 
@@ -134,7 +141,7 @@ def test_trains_one_step_under_a_second_backend(affine):
         "from digit_recognizer.config import Config\n"
         "x = np.random.rand(32, 28, 28, 1).astype('float32'); y = np.arange(32) % 10\n"
         f"config = Config(model='bn', epochs=1, batch_size=16, verbose=0, precision='float32', affine='{affine}')\n"
-        "net, h = train.fit_member(config, x, y)\n"
+        "(net,), (h,) = train.fit_members(config, (x, y), [('bn', 42)])\n"
         "assert keras.backend.backend() != 'tensorflow' and np.isfinite(h['loss'][0])\n"
         # the augmentation layers must not switch jit off: eager steps ran 200x slower on a GPU
         "assert keras.backend.backend() != 'jax' or net.jit_compile is True\n"
@@ -160,7 +167,7 @@ def test_a_stacked_member_trains_as_it_would_alone(sample_frames):
     train_frame, _ = sample_frames
     images, labels = data.to_images(train_frame.iloc[:64]), train_frame["label"].to_numpy()[:64]
     config = dataclasses.replace(TINY, epochs=2)  # the recipe's augmentation and dropout, in float32
-    alone, alone_history = train.fit_member(config, images, labels, seed=42, monitor=(images[:8], labels[:8]))
+    alone, alone_history = fit_member(config, images, labels, seed=42, monitor=(images[:8], labels[:8]))
     nets, histories = train.fit_members(config, (images, labels), [("bn", 42), ("lenet", 1042)],
                                         monitor=(images[:8], labels[:8]))
     assert [net.name for net in nets] == ["bn_42", "lenet_1042"]

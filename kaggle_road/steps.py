@@ -1,5 +1,6 @@
-"""The road's steps on Kaggle, each a method: push a version of the kernel, wait for it, fetch its files, check
-them, submit, score. scripts/push.py strings them together; the run ledger and the command line live there.
+"""The road's steps on Kaggle for one kernel, each a method: push a version of it, wait for it, fetch its files,
+check them, submit, score. road.py strings them together; the ledger lives there, the command line in
+scripts/push.py.
 
 Kaggle's ways these steps are built on (kaggle 2.2.5 client and its issue tracker):
 - Status and output are read for the exact version pushed, `owner/slug/N`: read without a version, Kaggle may
@@ -17,12 +18,25 @@ import shutil
 import tempfile
 import time
 
-from kaggle_api import COMPETITION, RULES, KaggleError, NoAnswer, NotFound, call, connect, owner_from_credentials
+from kaggle_road import bundle
+from kaggle_road.client import COMPETITION, RULES, KaggleError, NoAnswer, NotFound, call, connect, owner_from_credentials
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 CPU_PRESETS = ("cpu",)  # run in a CPU session: no GPU asked, none of the weekly GPU quota spent
 FINISHED = {"COMPLETE", "ERROR", "CANCEL_REQUESTED", "CANCEL_ACKNOWLEDGED"}
 UPLOAD_FAILED = "Could not submit to competition"  # the client's COMPETITION_SUBMIT_UPLOAD_FAILED_MESSAGE
+
+
+def poll(look, every: float, limit: float):
+    """The road's one waiting loop: look(seconds elapsed) every `every` seconds until it returns something other
+    than None, and that; None once `limit` seconds have passed without."""
+    started = time.monotonic()
+    while True:
+        elapsed = time.monotonic() - started
+        found = look(elapsed)
+        if found is not None or elapsed > limit:
+            return found
+        time.sleep(every)
 
 
 def read_summary(folder: pathlib.Path) -> dict:
@@ -65,18 +79,22 @@ def check_run(path: pathlib.Path, bundle_hash: str):
 
 
 class KaggleSteps:
-    """One kernel and one competition, through the kaggle client, with the options of scripts/push.py."""
+    """One kernel (`slug`, else kernel-metadata.json's) and the competition, through the kaggle client, with the
+    options of scripts/push.py. Each kernel has its own; `for_kernel` makes another that shares the client."""
 
-    def __init__(self, options):
+    def __init__(self, options, slug=None, connection=None):
         self.options = options
-        self.api = None
         self.metadata = json.loads((ROOT / "kernel-metadata.json").read_text())
-        self.slug = self.metadata["id"].split("/", 1)[1]
+        self.slug = slug or self.metadata["id"].split("/", 1)[1]
+        self.connection = connection if connection is not None else {}  # the client, once made: shared by kernels
+
+    def for_kernel(self, slug: str) -> "KaggleSteps":
+        return KaggleSteps(self.options, slug, self.connection)
 
     def client(self):
-        if self.api is None:
-            self.api = connect()
-        return self.api
+        if "api" not in self.connection:
+            self.connection["api"] = connect()
+        return self.connection["api"]
 
     def kernel(self) -> str:
         if self.options.dry_run:
@@ -97,13 +115,7 @@ class KaggleSteps:
 
     def within_grace(self, look):
         """look() every --poll seconds until it returns something, for --grace seconds; None if it never did."""
-        started = time.monotonic()
-        while time.monotonic() - started < self.options.grace:
-            found = look()
-            if found is not None:
-                return found
-            time.sleep(self.options.poll)
-        return None
+        return poll(lambda elapsed: look(), self.options.poll, self.options.grace)
 
     # ---- the kernel ----
     def last_version(self, kernel: str) -> int:
@@ -115,7 +127,6 @@ class KaggleSteps:
     def push(self, args: list) -> dict:
         """Pushes the bundle baked with kernel.py flags `args`: the stamp of the version it started (kernel,
         version, commit, bundle hash, args, invalid sources)."""
-        import bundle
         kernel = self.kernel()  # credentials checked before any work
         path, digest = bundle.build(args)
         metadata = dict(self.metadata, id=kernel, title=self.slug, code_file="kernel.py")  # the title makes the slug
@@ -168,21 +179,23 @@ class KaggleSteps:
                               "submission is spent")
 
     def wait(self, version: str) -> str:
-        started = time.monotonic()
-        while True:
-            elapsed = time.monotonic() - started
-            status, failure = self.status(version)
-            print(f"[{elapsed:6.0f} s] {version}: {status}", flush=True)
-            if status in FINISHED:
-                if status != "COMPLETE":
-                    number = version.rsplit("/", 1)[-1]
-                    raise KaggleError(f"kernel ended {status}: {failure or 'see its log'}; "
-                                      f"fetch its files with `python scripts/push.py output --version {number}`")
-                return status
-            if elapsed > self.options.timeout:
-                raise KaggleError(f"{version} still {status} after {self.options.timeout:.0f} s; it keeps running "
-                                  "on Kaggle: `python scripts/push.py status` later")
-            time.sleep(self.options.poll)
+        seen = {}
+
+        def finished(elapsed):
+            seen["status"], failure = self.status(version)
+            print(f"[{elapsed:6.0f} s] {version}: {seen['status']}", flush=True)
+            return (seen["status"], failure) if seen["status"] in FINISHED else None
+
+        ended = poll(finished, self.options.poll, self.options.timeout)
+        if ended is None:
+            raise KaggleError(f"{version} still {seen['status']} after {self.options.timeout:.0f} s; it keeps running "
+                              "on Kaggle: `python scripts/push.py status` later")
+        status, failure = ended
+        if status != "COMPLETE":
+            number = version.rsplit("/", 1)[-1]
+            raise KaggleError(f"kernel ended {status}: {failure or 'see its log'}; "
+                              f"fetch its files with `python scripts/push.py output --version {number}`")
+        return status
 
     def output(self, version: str, folder: pathlib.Path) -> pathlib.Path:
         """Downloads the files of `version` (owner/slug/N) to `folder`: the submission.csv among them."""
@@ -233,33 +246,44 @@ class KaggleSteps:
         print(f"{error}, but Kaggle lists it as {sent.ref}: not sent again")
         return sent.ref
 
+    def submission(self, ref=None):
+        """Submission `ref` (else the newest), or None while Kaggle does not list it yet."""
+        if ref is None:
+            mine = next(iter(self.api_call("score", "competition_submissions", COMPETITION) or []), None)
+            if mine is None:
+                raise KaggleError(f"score: no submission on {COMPETITION}")
+            return mine
+        try:
+            return self.api_call("score", "get_submission", ref)
+        except NotFound:
+            return None
+
     def score(self, ref=None):
         """The public score of submission `ref` (else the newest), once Kaggle has one: a submission not found
-        yet, or scored with no public score yet, is waited for."""
-        started, blank = time.monotonic(), None
-        while True:
-            if ref is None:
-                mine = next(iter(self.api_call("score", "competition_submissions", COMPETITION) or []), None)
-                if mine is None:
-                    raise KaggleError(f"score: no submission on {COMPETITION}")
-            else:
-                try:
-                    mine = self.api_call("score", "get_submission", ref)
-                except NotFound:
-                    mine = None
-            status = getattr(getattr(mine, "status", None), "name", "not listed yet")
-            if status == "COMPLETE" and mine.public_score:
-                print(f"public score {mine.public_score}: {mine.description}")
-                return mine.public_score
-            if status == "COMPLETE":  # scored, the score not filled in yet; a stand-in without answers never does
-                blank = blank or time.monotonic()
-                if time.monotonic() - blank > self.options.grace:
-                    print(f"submission {mine.ref} is scored but shows no public score after {self.options.grace:.0f} "
-                          "s; `python scripts/push.py score` later")
-                    return None
+        yet, or scored with no public score yet, is waited for; None when none shows within --grace."""
+        seen = {"status": "not listed yet"}
+
+        def scored(elapsed):
+            mine = self.submission(ref)
+            seen["status"] = status = getattr(getattr(mine, "status", None), "name", "not listed yet")
+            seen["ref"] = ref or getattr(mine, "ref", None)
             if status == "ERROR":
                 raise KaggleError(f"score: Kaggle could not score submission {mine.ref}: {mine.error_description}")
-            if time.monotonic() - started > self.options.timeout:
-                raise KaggleError(f"score: submission {ref or mine.ref} still {status}; `python scripts/push.py "
-                                  "score` later")
-            time.sleep(min(self.options.poll, 10))
+            if status != "COMPLETE":
+                return None
+            if mine.public_score:
+                print(f"public score {mine.public_score}: {mine.description}")
+                return mine.public_score
+            # scored, the score not filled in yet; a stand-in without answers never does
+            seen.setdefault("blank", elapsed)
+            if elapsed - seen["blank"] > self.options.grace:
+                print(f"submission {mine.ref} is scored but shows no public score after {self.options.grace:.0f} "
+                      "s; `python scripts/push.py score` later")
+                return ""
+            return None
+
+        found = poll(scored, min(self.options.poll, 10), self.options.timeout)
+        if found is None:
+            raise KaggleError(f"score: submission {seen.get('ref')} still {seen['status']}; `python scripts/push.py "
+                              "score` later")
+        return found or None

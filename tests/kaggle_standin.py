@@ -1,14 +1,16 @@
-"""An offline stand-in of Kaggle's API, for tests and for rehearsing a push before spending GPU quota.
+"""An offline stand-in of Kaggle's API, for tests and for rehearsing the road before spending GPU quota.
 
-  python scripts/kaggle_standin.py --port 8765 --data-dir ../shared/digit-recognizer [--answers answers.csv]
-  export KAGGLE_API_ENVIRONMENT=LOCALHOST HTTP_PROXY=http://127.0.0.1:8765 NO_PROXY= \
-         KAGGLE_USERNAME=tester KAGGLE_KEY=standin-key
-  python scripts/push.py run            # the unmodified kaggle client now talks to this server
+  python tests/kaggle_standin.py --data-dir ../shared/digit-recognizer run --fast   # scripts/push.py run --fast
+                                             # through it, the kernel run for real; then the stand-in stops
+  python tests/kaggle_standin.py --port 8765 --data-dir ../shared/digit-recognizer [--answers answers.csv]
+                                             # serves until Ctrl-C, and prints the environment a client needs
 
-The client sends `POST http://localhost/api/v1/<service>/<Method>` with JSON; the proxy setting routes it here.
-Responses are built with kagglesdk's own types, so field names and enums are the client's. A pushed script really
-runs, in a scratch folder, as on Kaggle: no arguments, KAGGLE_KERNEL_RUN_TYPE set, its working folder as the
-current one, the competition data under an input root (`DIGIT_RECOGNIZER_KAGGLE_INPUT` points data.py there).
+The unmodified kaggle client sends `POST http://localhost/api/v1/<service>/<Method>` with JSON; the proxy setting
+(KAGGLE_API_ENVIRONMENT=LOCALHOST, HTTP_PROXY) routes it here. Responses are built with kagglesdk's own types, so
+field names and enums are the client's. A pushed script runs in a scratch folder as on Kaggle: no arguments,
+KAGGLE_KERNEL_RUN_TYPE set, its working folder as the current one, the competition data under an input root
+(`DIGIT_RECOGNIZER_KAGGLE_INPUT` points data.py there). The tests run it with training faked
+(tests/fake_kernel.py, `--fake-kernel`); everything else about the kernel is real.
 
 Kaggle's ways, as the kaggle 2.2.5 client and its issue tracker show them:
 - Status and output read `user/slug/N` for version N (sent as version label `vN`); without a version they answer
@@ -50,7 +52,10 @@ from kagglesdk.kernels.types.kernels_api_service import (
 from kagglesdk.kernels.types.kernels_enums import KernelWorkerStatus
 from kagglesdk.competitions.types.submission_status import SubmissionStatus
 
-import standin_http  # scripts/: the HTTP front
+import standin_http  # beside this file: the HTTP front
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+FAKE_KERNEL = pathlib.Path(__file__).with_name("fake_kernel.py")
 
 
 class Run:
@@ -61,8 +66,9 @@ class Run:
 
 
 class StandIn:
-    def __init__(self, data_dir, answers=None, user="tester", key="standin-key", scratch=None, port=0):
+    def __init__(self, data_dir, answers=None, user="tester", key="standin-key", scratch=None, port=0, fake=False):
         self.data_dir, self.answers = pathlib.Path(data_dir), answers
+        self.fake = fake  # run pushed kernels with training faked (tests/fake_kernel.py)
         self.user, self.key = user, key
         self.credentials = base64.b64encode(f"{user}:{key}".encode()).decode()  # as HTTP Basic auth sends them
         self.scratch = pathlib.Path(scratch or tempfile.mkdtemp(prefix="kaggle-standin-"))
@@ -143,7 +149,8 @@ class StandIn:
         for name in ("KAGGLE_USERNAME", "KAGGLE_KEY", "KAGGLE_API_TOKEN", "HTTP_PROXY", "KAGGLE_API_ENVIRONMENT",
                      "DIGIT_RECOGNIZER_DATA"):
             env.pop(name, None)  # a kernel on Kaggle holds none of the pusher's secrets, nor a data folder of theirs
-        done = subprocess.run([sys.executable, str(script)], cwd=working, env=env, capture_output=True, text=True)
+        command = [sys.executable, *([str(FAKE_KERNEL)] if self.fake else []), str(script)]
+        done = subprocess.run(command, cwd=working, env=env, capture_output=True, text=True)
         run.log = done.stdout + done.stderr
         run.failure = "" if done.returncode == 0 else (done.stderr.strip().splitlines() or ["failed"])[-1]
         run.status = "COMPLETE" if done.returncode == 0 else "ERROR"
@@ -290,23 +297,44 @@ class StandIn:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--port", type=int, default=0, help="default: 8765 to serve, any free one to rehearse")
     parser.add_argument("--data-dir", required=True, help="competition files the pushed kernel will find")
     parser.add_argument("--answers", help="ImageId,Label of the test set, to score submissions")
     parser.add_argument("--fault", action="append", default=[], metavar="NAME=VALUE", help="inject a fault")
     parser.add_argument("--cap", type=int, help="batch sessions that may run at once (default: no cap)")
     parser.add_argument("--daily", type=int, default=5, help="submissions a day (default: %(default)s)")
+    parser.add_argument("--fake-kernel", action="store_true", help="fake the kernel's training (tests/fake_kernel.py)")
+    parser.add_argument("push", nargs=argparse.REMAINDER, help="scripts/push.py's arguments (e.g. run --fast): run it "
+                        "through the stand-in, then stop; its ledger goes to a scratch folder unless --runs-dir")
     args = parser.parse_args()
-    standin = StandIn(args.data_dir, args.answers, port=args.port)
+    standin = StandIn(args.data_dir, args.answers, port=args.port or (0 if args.push else 8765), fake=args.fake_kernel)
     standin.cap, standin.daily = args.cap, args.daily
     standin.faults.update(item.split("=", 1) for item in args.fault)
+    if args.push:
+        return rehearse(standin.start(), args.push)
     print("stand-in of Kaggle's API on 127.0.0.1:%d; point the client at it with:" % standin.port)
     print("  " + " ".join(f"{k}={v}" for k, v in standin.environment().items()))
     try:
         standin.server.serve_forever()
     except KeyboardInterrupt:
         standin.stop()
+    return 0
+
+
+def rehearse(standin, push: list) -> int:
+    """scripts/push.py with `push` through the stand-in: its exit code."""
+    if "--runs-dir" not in push:
+        push = [*push, "--runs-dir", str(standin.scratch / "runs")]
+    if "--grace" not in push and not standin.answers:  # no answers, no score: looking for one is no use
+        push = [*push, "--grace", "5"]
+    print(f"stand-in of Kaggle's API on 127.0.0.1:{standin.port}: python scripts/push.py {' '.join(push)}", flush=True)
+    try:
+        own = {k: v for k, v in os.environ.items() if k not in ("KAGGLE_API_TOKEN", "KAGGLE_CONFIG_DIR")}
+        return subprocess.run([sys.executable, str(ROOT / "scripts" / "push.py"), *push],
+                              env=dict(own, **standin.environment())).returncode
+    finally:
+        standin.stop()
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,17 +1,24 @@
-"""The `kaggle` client as push.py uses it: credentials, an HTTP timeout, and retries with one-line errors.
+"""The `kaggle` client as the road uses it: credentials, an HTTP timeout, retries with one-line errors, and the
+exit code every command of scripts/ ends with.
 
-Kept apart from push.py's road so each reads in one sitting; nothing here knows about kernels or submissions
-beyond the messages that tell a user what to do about a refused call.
+Nothing here knows about kernels or submissions beyond the messages that tell a user what to do about a refused
+call.
 """
 
+import contextlib
 import json
 import os
 import pathlib
 import socket
+import sys
 import time
 
 COMPETITION = "digit-recognizer"
 RULES = f"https://www.kaggle.com/competitions/{COMPETITION}/rules"
+
+
+EXIT_ERROR = 2  # one line `error: ...` said what failed and what was spent (kernel.py's code for bad input too)
+EXIT_INTERRUPTED = 130  # Ctrl-C
 
 
 class KaggleError(Exception):
@@ -25,6 +32,29 @@ class NoAnswer(KaggleError):
 
 class NotFound(KaggleError):
     """404: no such kernel, version or submission (yet: Kaggle lists a new one a moment after making it)."""
+
+
+def command(work) -> int:
+    """Runs a command's `work()`: 0 when it is done; a KaggleError or ValueError (Kaggle's refusal, bad input, a
+    setting) is one line on stderr and EXIT_ERROR; Ctrl-C is one line and EXIT_INTERRUPTED."""
+    try:
+        work()
+    except (KaggleError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return 0
+
+
+@contextlib.contextmanager
+def refusing(what: str = ""):
+    """A ValueError inside the block (a bad setting, file or folder) raised as a KaggleError, after `what`."""
+    try:
+        yield
+    except ValueError as error:
+        raise KaggleError(f"{what}{error}") from None
 
 
 def kaggle_json():

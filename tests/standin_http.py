@@ -1,4 +1,4 @@
-"""The HTTP front of the stand-in of Kaggle's API (scripts/kaggle_standin.py): the kaggle client's requests in,
+"""The HTTP front of the stand-in of Kaggle's API (tests/kaggle_standin.py): the kaggle client's requests in,
 answers out. `POST /api/v1/<service>/<Method>` (JSON) is answered by the stand-in's method of that name, after
 its faults (`slow`, an HTTP status, `after.` one); GET serves a kernel's output files and the data, PUT takes a
 submission's upload.

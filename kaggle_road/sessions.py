@@ -13,17 +13,15 @@ and submits whatever finished.
 """
 
 import contextlib
-import copy
 import json
 import pathlib
 import signal
 import sys
-import time
 
-import blend
-from digit_recognizer import config as configuration, pipeline, submit
-from kaggle_api import COMPETITION, KaggleError
-from kaggle_steps import FINISHED, check_run
+from digit_recognizer import budget, config as configuration, submit
+from kaggle_road import blend
+from kaggle_road.client import COMPETITION, KaggleError, refusing
+from kaggle_road.steps import FINISHED, check_run, poll
 
 WEEKLY_GPU_HOURS = 30  # Kaggle's GPU quota a week, about
 
@@ -40,7 +38,7 @@ def plan_line(args: list, count: int, gpu: bool, left) -> str:
     config = configuration.parse_flags(args)
     # the budget each session will run with: its own, else the one a Kaggle session takes from its limit
     kaggle = {"KAGGLE_KERNEL_RUN_TYPE": "Batch"}
-    hours = pipeline.session_budget(config, lambda line: None, kaggle).budget_minutes / 60
+    hours = budget.session_budget(config, lambda line: None, kaggle).budget_minutes / 60
     spend = (f"up to {count * hours:.1f} GPU hours of the weekly {WEEKLY_GPU_HOURS}" if gpu
              else "no GPU hours (CPU sessions)")
     return (f"plan: {count} sessions of {config.members} members each ({config.model}, {config.epochs} epochs), "
@@ -74,15 +72,8 @@ class Sessions:
         self.road, self.folder = road, folder
         self.plan_path = folder / "plan.json"
 
-    def steps(self, session: dict):
-        """The road's steps on this session's own kernel."""
-        steps = copy.copy(self.road)
-        steps.slug = session["slug"]
-        return steps
-
     def save(self, plan: dict):
-        text = json.dumps(plan, indent=1)
-        submit.write_atomic(self.plan_path, lambda temporary: pathlib.Path(temporary).write_text(text))
+        submit.write_json(self.plan_path, plan)
 
     def run(self, args: list, count: int, message: str):
         plan = {"message": message, "sessions": [
@@ -107,13 +98,14 @@ class Sessions:
     def push_and_wait(self, plan: dict):
         """Pushes every session (again when the cap on concurrent sessions refused it and one of ours ended, or
         none of ours runs) and waits for all of them, a status line a poll."""
-        waiting, started, capped = list(plan["sessions"]), time.monotonic(), False
-        while waiting:
-            for session in [s for s in waiting if not s["version"]] if not capped else []:
+        waiting, capped = list(plan["sessions"]), [False]
+
+        def all_ended(elapsed):
+            for session in [s for s in waiting if not s["version"]] if not capped[0] else []:
                 with interrupt_afterwards():  # a session pushed but not in plan.json could never be collected
-                    capped = not self.push(session, waiting)
+                    capped[0] = not self.push(session, waiting)
                     self.save(plan)
-                if capped:
+                if capped[0]:
                     print(f"{session['name']}: {session.pop('refused')}; pushed again when one of ours ends")
                     break
             live = [s for s in waiting if s["version"]]
@@ -121,21 +113,19 @@ class Sessions:
                 session["status"] = self.status(session)
                 if session["status"] in FINISHED:
                     waiting.remove(session)
-                    capped = False
-            capped = capped and len(live) > 0  # the cap is held by sessions not ours: try again each poll
-            elapsed = time.monotonic() - started
+                    capped[0] = False
+            capped[0] = capped[0] and len(live) > 0  # the cap is held by sessions not ours: try again each poll
             print(f"[{elapsed:6.0f} s] " + ", ".join(f"{s['name']} {state(s)}" for s in plan["sessions"]), flush=True)
-            if waiting and elapsed > self.road.options.timeout:
-                print(f"still running after {self.road.options.timeout:.0f} s: "
-                      f"{', '.join(s['name'] for s in waiting)}; left out of this blend")
-                return
-            if waiting:
-                time.sleep(self.road.options.poll)
+            return True if not waiting else None
+
+        if poll(all_ended, self.road.options.poll, self.road.options.timeout) is None:
+            print(f"still running after {self.road.options.timeout:.0f} s: "
+                  f"{', '.join(s['name'] for s in waiting)}; left out of this blend")
 
     def push(self, session: dict, waiting: list) -> bool:
         """Pushes one session: False when the cap on concurrent sessions refused it (to be pushed again)."""
         try:
-            stamp = self.steps(session).push(session["args"])
+            stamp = self.road.for_kernel(session["slug"]).push(session["args"])
         except KaggleError as error:
             if "Maximum batch" in str(error):
                 session["refused"] = str(error)
@@ -179,27 +169,18 @@ class Sessions:
         self.save(plan)
         row = {"time": self.folder.name.split("-")[0], "message": plan["message"], "holdout_accuracy": None,
                "public_score": None, "sessions": plan["sessions"], "outcome": None}
-        try:
+        with self.road.recording(row):
             if not good:
                 raise KaggleError("no session is good: nothing to blend, no submission spent")
-            try:
+            with refusing("blend: "):
                 probabilities, runs = blend.blend([path for _, path in good])
-            except ValueError as error:
-                raise KaggleError(f"blend: {error}") from None
             members = sum(len(run["members"]) for run in runs)
-            path = submit.write_submission(submit.make_submission(probabilities), self.folder / "submission.csv",
-                                           len(probabilities))
+            path = submit.write_submission(probabilities, self.folder / "submission.csv")
             row.update(members=members, holdout=blend.holdout_line([p for _, p in good]))
             print(f"blend of {', '.join(s['name'] for s, _ in good)}: {members} members; {row['holdout']}")
             row["submission_ref"] = ref = self.road.submit(path, f"{plan['message']}, {members} members",
                                                            len(probabilities))
             row["public_score"] = self.road.score(ref)
-            row["outcome"] = "scored"
-        except KaggleError as error:
-            row["outcome"] = str(error)
-            raise
-        finally:
-            self.road.record(row)
         return row
 
 
