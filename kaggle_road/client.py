@@ -88,15 +88,22 @@ def owner_from_credentials() -> str:
                       "(https://www.kaggle.com/settings, API, Create New Token)")
 
 
+HTTP_TIMEOUT = {"seconds": 60.0}  # what set_http_timeout last said
+
+
 def set_http_timeout(seconds: float):
     """The kaggle client sends every request with no timeout (requests passes None down explicitly, so
-    socket.setdefaulttimeout does not reach it): give requests' adapter a default."""
+    socket.setdefaulttimeout does not reach it): give requests' adapter a default, `seconds`."""
     import requests.adapters
+    HTTP_TIMEOUT["seconds"] = seconds
     send = requests.adapters.HTTPAdapter.send
+    if getattr(send, "with_default_timeout", False):  # patched once per process; later calls change the number
+        return
 
     def send_with_timeout(self, request, timeout=None, **kwargs):
-        return send(self, request, timeout=timeout or seconds, **kwargs)
+        return send(self, request, timeout=timeout or HTTP_TIMEOUT["seconds"], **kwargs)
 
+    send_with_timeout.with_default_timeout = True
     requests.adapters.HTTPAdapter.send = send_with_timeout
 
 

@@ -2,10 +2,12 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # keep TensorFlow's start-up chatter out of test output
 
+import contextlib
 import importlib.util
+import io
 import pathlib
 import subprocess
-import sys
+import unittest.mock
 
 import pandas as pd
 import pytest
@@ -51,19 +53,27 @@ def standin(tmp_path, sample_frames):
     server.stop()
 
 
+def push(env: dict, *args):
+    """scripts/push.py ARGS, run in this process with `env` as its whole environment: its exit code and output,
+    as subprocess.run reports them."""
+    out, err = io.StringIO(), io.StringIO()
+    with unittest.mock.patch.dict(os.environ, env, clear=True), contextlib.redirect_stdout(out), \
+            contextlib.redirect_stderr(err):
+        code = script("push").main([str(arg) for arg in args])
+    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
+
+
 def offline(tmp_path, *args):
     """scripts/push.py with no Kaggle credentials and no way out (a proxy nobody answers)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("KAGGLE_")}
-    return subprocess.run([sys.executable, str(ROOT / "scripts" / "push.py"), *args], capture_output=True, text=True,
-                          env=dict(env, HOME=str(tmp_path), HTTP_PROXY="http://127.0.0.1:9"))
+    return push(dict(env, HOME=str(tmp_path), HTTP_PROXY="http://127.0.0.1:9"), *args)
 
 
 def road(standin, tmp_path, *args):
     """scripts/push.py through the stand-in, with short waits: road(standin, tmp_path, "run", "--fast")."""
     env = dict(os.environ, HOME=str(tmp_path), **standin.environment())
-    command = [sys.executable, str(ROOT / "scripts" / "push.py"), "--runs-dir", str(tmp_path / "runs"), "--poll",
-               "0.3", "--backoff", "0.05", "--retries", "2", "--grace", "8", "--timeout", "240", *args]
-    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=400)
+    return push(env, "--runs-dir", tmp_path / "runs", "--poll", "0.3", "--backoff", "0.05", "--retries", "2",
+                "--grace", "8", "--timeout", "240", *args)
 
 
 def script(name: str):

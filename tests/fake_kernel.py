@@ -1,7 +1,9 @@
 """The pushed kernel, run as the stand-in of Kaggle runs it, with training faked: for tests of the road, where
 what is under test is the road, not training.
 
-  python tests/fake_kernel.py SCRIPT     # in the kernel's working folder, as tests/kaggle_standin.py starts it
+  python tests/fake_kernel.py SCRIPT     # in the kernel's working folder, as Kaggle runs a kernel
+  started(script, folder, env, out, err)  # the same, forked from a process that has numpy, pandas and
+                                           # scikit-learn loaded already (the stand-in's way: a second each saved)
 
 It runs the pushed bundle itself: its loader (the package from the zip, the bundle's hash and baked flags),
 kernel.py, the settings' checks, the data found and checked as on Kaggle, and the pipeline that writes the files.
@@ -11,6 +13,8 @@ writes what a real run writes, `--min-accuracy` and all: summary.json naming the
 submission.csv, test_probabilities.npz and holdout_predictions.npz; the pictures are left out (--no-plots).
 """
 
+import multiprocessing
+import os
 import runpy
 import sys
 import types
@@ -57,13 +61,41 @@ def train_members(config, rows, clock=None, log=print):
         failures=[])
 
 
-def main():
-    script = sys.argv[1]
+def main(script: str):
     sys.modules["digit_recognizer.ensemble"] = types.SimpleNamespace(train_members=train_members)
     sys.modules["digit_recognizer.devices"] = types.SimpleNamespace(found=lambda: "GPUs: none (a fake kernel)")
     sys.argv = [script, "--no-plots"]
     runpy.run_path(script, run_name="__main__")
 
 
+def forked(script: str, folder: str, env: dict, out: str, err: str):
+    """main(script) in a forked process, as `python fake_kernel.py SCRIPT` would run it: in `folder`, with
+    `env` as its environment and its output to the files `out` and `err`."""
+    os.chdir(folder)
+    os.environ.clear()
+    os.environ.update(env)
+    for stream, path in ((sys.stdout, out), (sys.stderr, err)):
+        stream.flush()
+        handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        os.dup2(handle, stream.fileno())
+        os.close(handle)
+    main(script)
+
+
+FORKS = {}  # the context whose forkserver holds the libraries every fake kernel loads
+
+
+def started(script, folder, env: dict, out, err) -> multiprocessing.Process:
+    """A fake kernel forked (forked(...)) from a server that imported numpy, pandas and scikit-learn once, not
+    the package: the bundle brings its own."""
+    if not FORKS:
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["numpy", "pandas", "sklearn.model_selection"])
+        FORKS["context"] = context
+    process = FORKS["context"].Process(target=forked, args=(str(script), str(folder), env, str(out), str(err)))
+    process.start()
+    return process
+
+
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1])

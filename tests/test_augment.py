@@ -19,6 +19,9 @@ def test_inactive_at_inference_and_shape_preserving_in_training():
     assert moved.shape == images.shape
     assert not np.allclose(moved, images)
     assert 0.0 <= moved.min() and moved.max() <= 1.0 + 1e-6
+    # still the digit, moved a little: most of its ink kept, and most of it where the bar was
+    assert abs(moved.sum() / images.sum() - 1) < 0.25
+    assert (moved * images).sum() / images.sum() > 0.3
 
 
 def test_zero_strength_changes_nothing():

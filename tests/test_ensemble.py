@@ -289,6 +289,7 @@ def test_images_per_second_of_workers_divide_by_the_slowest_workers_training():
     assert apart.precision == "float32"
 
 
+@pytest.mark.slow
 def test_a_worker_that_fails_costs_only_its_own_members(sample_frames, capsys):
     train_frame, test_frame = sample_frames
     images, labels = data.to_images(train_frame.iloc[:64]), train_frame["label"].to_numpy()[:64]
@@ -315,6 +316,7 @@ def test_gpus_are_read_from_nvidia_smis_gpu_lines_and_one_the_backend_cannot_use
     assert ensemble.devices.accelerator() == "cpu" and ensemble.devices.found().startswith("GPUs: none")
 
 
+@pytest.mark.slow
 def test_a_worker_that_fails_is_one_error():
     images = np.zeros((8, 28, 28, 1), np.float32)
     config = dataclasses.replace(TINY, members=2, workers=2, model="lenet", batch_size=0)  # unchecked: fit fails

@@ -56,12 +56,6 @@ def test_fast_run_writes_a_valid_submission(competition_dir, tmp_path):
     assert tested["families"].tolist() == [PRESETS["fast"].model] and tested["seeds"].tolist() == [7]
 
 
-def test_no_plots(competition_dir, tmp_path):
-    done = kernel(*TINY_RUN, "--no-plots", "--data-dir", str(competition_dir), "--out", str(tmp_path))
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert not list(tmp_path.glob("*.png")) and (tmp_path / "summary.json").exists()
-
-
 def test_bad_input_is_one_line_nonzero_and_keeps_the_old_submission(competition_dir, tmp_path):
     text = (competition_dir / "train.csv").read_text().splitlines()
     text[5] = text[5].replace(",0,", ",abc,", 1)
@@ -129,6 +123,7 @@ def test_the_readmes_first_command_learns_on_the_demo_sample(tmp_path):
     assert json.loads((tmp_path / "out" / "summary.json").read_text())["ensemble_holdout_accuracy"] >= 0.97
 
 
+@pytest.mark.slow
 def test_a_run_past_its_budget_writes_the_members_it_has(competition_dir, tmp_path):
     # a budget of 0.06 s: the first member always trains (one epoch of two), the second would end past it
     done = kernel(*TINY_RUN, "--members", "3", "--epochs", "2", "--budget-minutes", "0.001", "--no-plots",
@@ -141,12 +136,14 @@ def test_a_run_past_its_budget_writes_the_members_it_has(competition_dir, tmp_pa
     assert summary["members_trained"] == 1 and len(summary["member_holdout_accuracy"]) == 1
     assert summary["members_cut_short"] == [1]
     assert summary["budget_stops"] and len(pd.read_csv(tmp_path / "submission.csv")) == 40
+    assert not list(tmp_path.glob("*.png")) and "plots" not in summary["seconds"]  # --no-plots: no pictures
 
 
+@pytest.mark.slow
 def test_a_run_that_learned_nothing_writes_no_submission(competition_dir, tmp_path):
     out = tmp_path / "out"
-    done = kernel("--fast", "--learning-rate", "9", "--no-plots", "--verbose", "0", "--data-dir",
-                  str(competition_dir), "--out", str(out))
+    done = kernel("--fast", "--epochs", "1", "--min-steps", "0", "--learning-rate", "9", "--no-plots", "--verbose",
+                  "0", "--data-dir", str(competition_dir), "--out", str(out))
     assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr[-2000:]
     assert done.stderr.startswith("error: accuracy ") and "is below --min-accuracy 0.5" in done.stderr
     assert [p.name for p in out.iterdir()] == ["summary.json"]  # what it learned, and nothing to submit

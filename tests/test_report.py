@@ -1,9 +1,7 @@
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
+from conftest import script
 
 from digit_recognizer import report
 from digit_recognizer.ensemble import Result
@@ -17,19 +15,25 @@ def fake_result(holdout_probabilities, test_probabilities):
                   device="cpu", precision="float32")
 
 
-def test_every_picture_is_a_real_png(tmp_path):
-    rng = np.random.default_rng(0)
+def plots_of(folder, seed):
+    """Every picture, drawn from data of `seed`: {name: PNG bytes}."""
+    rng = np.random.default_rng(seed)
     labels = np.arange(20) % 10
-    probabilities = rng.dirichlet(np.ones(10), size=20)
     images = rng.random((20, 28, 28, 1)).astype(np.float32)
-    result = fake_result(probabilities, rng.dirichlet(np.ones(10), size=30))
-    written = report.write_plots(tmp_path, {d: 10 + d for d in range(10)}, result, (images, labels))
-    assert sorted(p.name for p in written) == ["confusion_matrix.png", "label_counts.png", "test_confidence.png",
-                                               "training_curves.png", "worst_errors.png"]
-    for path in written:
-        content = path.read_bytes()
+    result = fake_result(rng.dirichlet(np.ones(10), size=20), rng.dirichlet(np.ones(10), size=30))
+    counts = {d: int(rng.integers(5, 50)) for d in range(10)}
+    return {p.name: p.read_bytes() for p in report.write_plots(folder, counts, result, (images, labels))}
+
+
+def test_every_picture_is_a_real_png_of_its_data(tmp_path):
+    first, second = plots_of(tmp_path / "a", seed=0), plots_of(tmp_path / "b", seed=1)
+    assert sorted(first) == ["confusion_matrix.png", "label_counts.png", "test_confidence.png",
+                             "training_curves.png", "worst_errors.png"]
+    for name, content in first.items():
         assert content[:8] == b"\x89PNG\r\n\x1a\n"
-        assert 3_000 < len(content) < 1_000_000, (path.name, len(content))
+        assert 3_000 < len(content) < 1_000_000, (name, len(content))
+        if name != "training_curves.png":  # the curves are the histories', the same in both
+            assert content != second[name], f"{name} does not change with the data it draws"
 
 
 def test_no_holdout_no_holdout_pictures(tmp_path):
@@ -47,18 +51,17 @@ def test_versions_name_the_backend():
     assert {"python", "keras", "backend"} <= set(found)
 
 
-def test_ledger_report(tmp_path):
+def test_ledger_report(tmp_path, capsys):
     ledger = tmp_path / "ledger.jsonl"
     rows = [{"time": "20261124T0100Z", "commit": "abc", "bundle_hash": "h1", "config": {"model": "bn", "members": 5,
              "epochs": 30}, "holdout_accuracy": 0.9961, "public_score": "0.99642"},
             {"time": "20261124T0200Z", "commit": "def", "bundle_hash": "h2", "config": None,
              "holdout_accuracy": None, "public_score": None}]
     ledger.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    script = Path(__file__).resolve().parents[1] / "scripts" / "ledger.py"
-    done = subprocess.run([sys.executable, str(script), "--ledger", str(ledger)], capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-    assert "0.99610  0.99642" in done.stdout and "def" in done.stdout
+    command = script("ledger")
+    assert command.main(["--ledger", str(ledger)]) == 0
+    shown = capsys.readouterr()
+    assert "0.99610  0.99642" in shown.out and "def" in shown.out, shown.err
     assert (tmp_path / "ledger.png").read_bytes()[:4] == b"\x89PNG"
     ledger.write_text("not json\n")
-    done = subprocess.run([sys.executable, str(script), "--ledger", str(ledger)], capture_output=True, text=True)
-    assert done.returncode == 2 and "line 1 is not JSON" in done.stderr
+    assert command.main(["--ledger", str(ledger)]) == 2 and "line 1 is not JSON" in capsys.readouterr().err

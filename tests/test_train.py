@@ -40,7 +40,7 @@ def test_fit_member_passes_seed_and_determinism(monkeypatch):
     calls = []
     monkeypatch.setattr(devices, "set_seeds", lambda seed, deterministic=True: calls.append((seed, deterministic)))
     x, y = np.zeros((8, 28, 28, 1), np.float32), np.arange(8) % 10
-    fit_member(dataclasses.replace(TINY, deterministic=False, model="tutorial"), x, y, seed=7)
+    fit_member(dataclasses.replace(TINY, deterministic=False, model="lenet"), x, y, seed=7)
     assert calls == [(7, False)]
 
 
@@ -161,6 +161,7 @@ def test_label_smoothing_spreads_the_target():
     assert float(keras.ops.mean(smoothed(np.array([3]), confident))) > 0.3  # smoothing penalises certainty
 
 
+@pytest.mark.slow
 def test_a_stacked_member_trains_as_it_would_alone(sample_frames):
     """Side by side in one model, the first member is the member trained alone, weight for weight: its own
     initialisation, augmentation and dropout draws, and the gradient of its own loss only."""
