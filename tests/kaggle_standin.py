@@ -84,7 +84,7 @@ class StandIn:
 
     # ---- life cycle ----
     def start(self):
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()  # stop() waits a poll
         return self
 
     def stop(self):
