@@ -1,6 +1,7 @@
 """Digit Recognizer: the one entry point, locally (`python kernel.py --fast`) and on Kaggle (through the bundle).
 
-Flags: `python kernel.py --help`. Every hyperparameter lives in digit_recognizer/config.py.
+Flags: `python kernel.py --help`: every setting of the run is a field of digit_recognizer/config.py's Config; this
+file adds only where the data and the files are (--data-dir, --out, --no-plots).
 """
 
 import argparse
@@ -46,9 +47,9 @@ def main(argv=None) -> int:
 
 
 def interrupted(number, frame):
-    """Ctrl-C: one line and exit 130 at once. Unwinding a training step that Ctrl-C cut short crashed inside
+    """Ctrl-C: one line and exit 130 at once. Unwinding a training step that Ctrl-C cut short can crash inside
     TensorFlow (free(): invalid next size), so nothing unwinds: this removes what a normal exit would, the
-    half-written temporary files and the package a bundle unpacked (scripts/bundle.py), and leaves."""
+    half-written temporary files and the package a bundle unpacked (kaggle_road/bundle.py), and leaves."""
     from digit_recognizer import submit
 
     print("interrupted: stopped before the end; no file is left half-written", file=sys.stderr, flush=True)

@@ -1,6 +1,6 @@
 """The tutorial's augmentation (rotation 10 degrees, zoom 0.1, shift 0.1) as a Keras layer inside the model.
 
-ImageDataGenerator is gone from Keras 3. Its rotation, zoom and shift come back as one affine transform sampled
+Keras 3 has no ImageDataGenerator. Its rotation, zoom and shift come back as one affine transform sampled
 once (`RandomAffine`, the default) or as Keras's three preprocessing layers (`--affine layers`). Either is active
 only when called with training=True, so it sits inside the model and prediction sees the digits as they are.
 """

@@ -1,9 +1,9 @@
 """Every hyperparameter in one frozen dataclass; presets are named instances.
 
-`Config()` is the recipe we ship, the one every way of running on Kaggle runs (`PRESETS["full"]` is the same
-instance); `fast` is the smoke run. The comment after each field is its `--help` text: `add_arguments` reads the
-comments from this file, so a field and its flag cannot drift apart. Why each default is what it is: the research
-log, experiments/README.md.
+`Config()` is the recipe we ship (`PRESETS["full"]` is the same instance), what `push.py run` pushes unless told
+otherwise; `fast` is the smoke run; `gpu` and `cpu` are the recipes for a long Kaggle GPU session and a CPU one.
+The comment after each field is its `--help` text: `add_arguments` reads the comments from this file, so a field
+and its flag cannot drift apart. Why each default is what it is: the research log, experiments/README.md.
 """
 
 import argparse

@@ -1,7 +1,7 @@
 """The CNN families, as Keras functional models. Keras and keras.ops only: they run on any backend.
 
 - tutorial: the tutorial's CNN (Yassine Ghouzam, "Introduction to CNN Keras"), kept exactly.
-- bn:   the BatchNorm CNN of the best public ensemble kernel (Chris Deotte, "25 Million Images! [0.99757]").
+- bn:   the BatchNorm CNN of the best public ensemble kernel (Chris Deotte's "25 Million Images!").
 - deep: a deeper no-pooling BatchNorm CNN with 3x3, 5x5 and 7x7 kernels, for ensemble diversity.
 - lenet: a LeNet-shaped CNN (two convolution-pooling stages, one dense layer) with a tenth of bn's arithmetic:
         the `--fast` family.
@@ -61,18 +61,17 @@ def deep_body(x, dropout=1.0):
 
 def m5_body(x, dropout=1.0):
     # The paper's M5: 28 -> 8 by five valid 5x5 convolutions, the 8x8x160 map flattened straight into the
-    # classifier. Its authors' seed-0 log reads 99.73% on MNIST's test set after 150 epochs (1e-3 x 0.98^epoch,
-    # rotation 20, shift 0.2), 99.16-99.56% around epoch 15. It has no dropout, so `dropout` is unused; the
-    # BatchNorm the paper puts on the ten logits is left out (ours are a softmax Dense, as in every family).
+    # classifier, trained long (the `gpu` preset). It has no dropout, so `dropout` is unused; the BatchNorm the
+    # paper puts on the ten logits is left out (ours are a softmax Dense, as in every family).
     for filters in (32, 64, 96, 128, 160):
         x = conv_bn(x, filters, 5)
     return layers.Flatten()(x)
 
 
 def lenet_body(x, dropout=1.0):
-    # Conv5x5x24 - pool - Conv3x3x32 - pool - Dense 256: about 1.2 M multiply-adds an image against bn's 15 M.
-    # No BatchNorm: it tripled the step time on a CPU and gained nothing in three epochs. No dropout either, so
-    # `dropout` is unused: a few epochs do not overfit.
+    # Conv5x5x24 - pool - Conv3x3x32 - pool - Dense 256: a tenth of bn's arithmetic, for the fast loop. No
+    # BatchNorm: on a CPU it costs more step time than a few epochs gain from it (the research log). No dropout
+    # either, so `dropout` is unused: a few epochs do not overfit.
     x = layers.Conv2D(24, 5, activation="relu")(x)
     x = layers.MaxPooling2D(2)(x)
     x = layers.Conv2D(32, 3, activation="relu")(x)

@@ -1,4 +1,5 @@
-"""What a run shows a person: plots in the output folder and summary.json. matplotlib's Agg backend: no display.
+"""What a run shows a person: its pictures in the output folder (matplotlib's Agg backend: no display), and the
+versions and bundle that pipeline.py's summary.json records.
 
 Files: label_counts.png, training_curves.png, confusion_matrix.png, worst_errors.png, test_confidence.png.
 """
@@ -131,4 +132,4 @@ def versions() -> dict:
 
 
 def bundle_hash():
-    return os.environ.get("DIGIT_RECOGNIZER_BUNDLE")  # set by the bundle's loader (scripts/bundle.py)
+    return os.environ.get("DIGIT_RECOGNIZER_BUNDLE")  # set by the bundle's loader (kaggle_road/bundle.py)

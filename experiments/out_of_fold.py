@@ -65,8 +65,8 @@ def train_fold(config, settings, images, labels, test_images, kept, held, path, 
     print(f"{path.name}: ensemble {result.ensemble_accuracy:.5f}, members {result.member_accuracy}", flush=True)
 
 
-# research levers taken out of Config (2026-12-04; the research log has their evidence) and the values with which a
-# saved fold trained as today's code does
+# research levers taken out of Config (the research log has their evidence) and the values with which a saved fold
+# trained as the code without them does
 RETIRED = {"width": (1.0,), "elastic": (0.0,), "cutout": (0,), "deskew": (False,), "ink_width": (0.0,),
            "weight_decay": (0.0,), "augment_in": ("auto", "model")}
 
