@@ -50,9 +50,9 @@ def interrupted(number, frame):
     """Ctrl-C: one line and exit 130 at once. Unwinding a training step that Ctrl-C cut short can crash inside
     TensorFlow (free(): invalid next size), so nothing unwinds: this removes what a normal exit would, the
     half-written temporary files and the package a bundle unpacked (kaggle_road/bundle.py), and leaves."""
-    from digit_recognizer import submit
+    from digit_recognizer import quiet, submit
 
-    print("interrupted: stopped before the end; no file is left half-written", file=sys.stderr, flush=True)
+    quiet.tell("interrupted: stopped before the end; no file is left half-written")  # even while the backend loads
     submit.remove_unfinished()
     unpacked = os.environ.get("DIGIT_RECOGNIZER_BUNDLE_ZIP")
     if unpacked and os.path.exists(unpacked):

@@ -43,7 +43,7 @@ class Config:
     label_smoothing: float = 0.0  # share of each target spread over the other classes (0 = plain cross-entropy)
     ema: float = 0.0  # momentum of a moving average of the weights, swapped in after fit (0 = off; less in short fits)
     deterministic: bool = False  # seeds plus op determinism: same submission byte for byte; off lets XLA compile
-    limit: int = 0  # use only the first N training rows (0 = all); for smoke runs
+    limit: int = 0  # use only N training rows, a seeded draw from all of them (0 = all); for smoke runs
     seed: int = 42  # seeds each member's split, initialisation, shuffling and augmentation (member k: seed + 1000k)
     verbose: int = 2  # Keras fit progress: 0 silent, 1 progress bar, 2 one line per epoch
 
@@ -211,7 +211,8 @@ CHOICES = {
 }
 # field: (the test a value must pass, what to tell a user whose value fails it); NaN fails every comparison
 RANGES = {
-    "members": (lambda v: v >= 1, "must be at least 1"),
+    "members": (lambda v: 1 <= v <= 500, "must be in [1, 500]: each member costs minutes (a 15-epoch one about "
+                "10 on a CPU), and --budget-minutes stops adding them where the time ends"),
     "members_per_step": (lambda v: 1 <= v <= 64, "must be in [1, 64], e.g. 4 on a GPU"),
     "workers": (lambda v: v >= 0, "must be 0 (one per GPU) or a number of processes"),
     "budget_minutes": (lambda v: v >= 0, "must be 0 (none) or minutes, e.g. 110 for a two-hour Kaggle session"),

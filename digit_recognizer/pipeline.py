@@ -75,15 +75,18 @@ def run(config, source: data.Source, out_dir, log=print, plots=True) -> dict:
         submit.write_json(out_dir / "summary.json", summary)
         raise ValueError(f"{summary['learned']['refused']}; no submission.csv written (summary.json says what "
                          f"was learned)")
-    path = write_files(out_dir, config, result, rows, held, summary)
-    laps("write")
-    if plots:
-        summary["plots"] = [p.name for p in report.write_plots(out_dir, facts["label_counts"], result, rows.holdout)]
-        laps("plots")
-    laps.seconds["total"] = round(time.perf_counter() - laps.started, 2)
-    submit.write_json(out_dir / "summary.json", summary)
+    def write_set():
+        write_files(out_dir, config, result, rows, held, summary)
+        laps("write")
+        if plots:
+            summary["plots"] = [p.name for p in report.write_plots(out_dir, facts["label_counts"], result,
+                                                                   rows.holdout)]
+            laps("plots")
+        laps.seconds["total"] = round(time.perf_counter() - laps.started, 2)
+
+    publish(out_dir, summary, write_set)
     tell(config, result, summary, log)
-    log(f"wrote {path}" + (f" and {len(summary['plots'])} pictures" if plots else ""))
+    log(f"wrote {summary['submission']}" + (f" and {len(summary['plots'])} pictures" if plots else ""))
     return summary
 
 
@@ -102,6 +105,15 @@ def read(config, source: data.Source, log):
              "train_rows": int(len(kept)), "holdout_rows": int(len(held)), "test_rows": int(len(test_images)),
              "label_counts": counts}
     return rows, held, facts
+
+
+def publish(out_dir, summary: dict, write) -> None:
+    """The run's files as one set: summary.json first says they are incomplete, `write()` writes the rest, then
+    summary.json is whole. A run stopped between the two leaves a folder that says so, and push.py submits
+    nothing from it (an older run's submission.csv beside a newer run's summary would pass for the newer)."""
+    submit.write_json(pathlib.Path(out_dir) / "summary.json", dict(summary, files="incomplete"))
+    write()
+    submit.write_json(pathlib.Path(out_dir) / "summary.json", summary)
 
 
 def write_files(out_dir, config, result, rows: data.Rows, held, summary: dict) -> pathlib.Path:

@@ -11,6 +11,14 @@ import os
 import sys
 import tempfile
 
+REAL_STDERR = []  # while start_up_hidden hides file descriptor 2: a copy of the real one
+
+
+def tell(line: str) -> None:
+    """`line` on the real standard error, even while the backend's start-up lines are hidden (Ctrl-C's word)."""
+    sys.stderr.flush()
+    os.write(REAL_STDERR[-1] if REAL_STDERR else 2, (line + "\n").encode())
+
 
 @contextlib.contextmanager
 def start_up_hidden():
@@ -26,6 +34,7 @@ def start_up_hidden():
         return
     with tempfile.TemporaryFile() as scratch:
         os.dup2(scratch.fileno(), 2)  # a file descriptor, not sys.stderr: the lines come from C++
+        REAL_STDERR.append(saved)
         try:
             yield
         except BaseException:
@@ -34,5 +43,6 @@ def start_up_hidden():
             sys.stderr.write(scratch.read().decode(errors="replace"))
             raise
         finally:
+            REAL_STDERR.remove(saved)
             os.dup2(saved, 2)
             os.close(saved)

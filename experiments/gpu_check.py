@@ -44,12 +44,13 @@ def quick_copy(data_dir, folder: pathlib.Path, rows: int) -> pathlib.Path:
 def steady_rate(config, images, labels, members: int, epochs: int) -> dict:
     """Trains `members` side by side for `epochs`; the first epoch compiles, the median of the rest is steady."""
     import keras
-    from digit_recognizer import config as configuration, train
+    from digit_recognizer import config as configuration, devices, train
     seconds = []
     clock = keras.callbacks.LambdaCallback(on_epoch_begin=lambda epoch, logs: seconds.append(-time.perf_counter()),
                                            on_epoch_end=lambda epoch, logs: seconds.append(seconds.pop()
                                                                                            + time.perf_counter()))
-    config = dataclasses.replace(config, epochs=epochs, verbose=0, min_steps=0, members_per_step=members)
+    config = dataclasses.replace(config, epochs=epochs, verbose=0, min_steps=0, members_per_step=members,
+                                 precision=devices.precision(config))  # as the ensemble decides it, once
     train.fit_members(config, (images, labels), configuration.member_specs(config, range(members)), callbacks=[clock])
     keras.backend.clear_session()
     steady = statistics.median(seconds[1:])

@@ -37,6 +37,9 @@ def blend(paths: list) -> tuple[np.ndarray, list]:
         if path in resolved[:number]:
             raise ValueError(f"{paths[number]}: given twice; each run counts once")
     runs = [predictions.read_test(path) for path in paths]
+    if any(len(run["probabilities"]) == 0 for run in runs):
+        empty = next(path for path, run in zip(paths, runs) if len(run["probabilities"]) == 0)
+        raise ValueError(f"{empty}: predicts no test images; blend runs that read a test.csv")
     sizes = {len(run["probabilities"]) for run in runs}
     if len(sizes) > 1:
         rows = ", ".join(f"{path}: {len(run['probabilities'])}" for path, run in zip(paths, runs))

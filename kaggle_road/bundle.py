@@ -10,12 +10,12 @@ kernel.py's own source runs in the same process, so an exception fails the kerne
 import base64
 import hashlib
 import io
-import os
 import pathlib
 import subprocess
 import zipfile
 
 from digit_recognizer import submit
+from kaggle_road.client import secret_values
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 PACKAGE = "digit_recognizer"
@@ -76,16 +76,6 @@ def source_commit() -> str:
     return commit + ("+changes" if dirty else "")
 
 
-def secrets() -> list[str]:
-    """Credential values present on this machine: none of them may appear in a bundle."""
-    from kaggle_road.client import kaggle_json
-    found = [os.environ.get(name, "") for name in ("KAGGLE_KEY", "KAGGLE_API_TOKEN")]
-    saved = kaggle_json()
-    if saved and saved[1]:
-        found.append(str(saved[1].get("key", "")))
-    return [value for value in found if len(value) >= 8]
-
-
 def build(args=(), out=ROOT / "build" / "kernel.py") -> tuple[pathlib.Path, str]:
     """Writes the bundle; returns its path and content hash (of the package zip, kernel.py and the args)."""
     archive = package_zip()
@@ -94,7 +84,7 @@ def build(args=(), out=ROOT / "build" / "kernel.py") -> tuple[pathlib.Path, str]
     encoded = base64.b64encode(archive).decode()
     chunks = "\n".join(f'    "{encoded[i:i + 100]}"' for i in range(0, len(encoded), 100))
     text = LOADER.format(commit=source_commit(), digest=digest, args=list(args), chunks=chunks) + kernel
-    for value in secrets():
+    for value in secret_values():
         if value in text:
             raise ValueError("bundle: a credential value appears in the source; remove it before bundling")
     return submit.write_text(out, text), digest

@@ -4,29 +4,46 @@ of each run, shown as a table and a picture (scripts/ledger.py).
 
 import json
 import pathlib
+import sys
 
 
 def append(path: pathlib.Path, row: dict) -> None:
-    """One JSON line at the end of `path` (the run ledger, the harness's results), its folder made if need be."""
+    """One JSON line at the end of `path` (the run ledger, the harness's results), its folder made if need be; on
+    a line of its own, even after a last line that was cut short."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as handle:
-        handle.write(json.dumps(row) + "\n")
+    with path.open("a+b") as handle:  # appends go to the end, wherever the handle was read
+        cut = False
+        if handle.seek(0, 2) > 0:
+            handle.seek(-1, 2)
+            cut = handle.read(1) != b"\n"
+        handle.write((("\n" if cut else "") + json.dumps(row) + "\n").encode())
 
 
-def read(ledger: pathlib.Path) -> list[dict]:
+def read(ledger: pathlib.Path, warn=lambda line: print(line, file=sys.stderr)) -> list[dict]:
+    """The ledger's runs, each as its last line says (a run scored later has two); a line that is not a JSON
+    object is skipped with a word to `warn`, never the reason to lose the rest."""
     rows = []
     for number, line in enumerate(ledger.read_text().splitlines(), 1):
-        if line.strip():
-            try:
-                rows.append(json.loads(line))
-            except ValueError:
-                raise ValueError(f"{ledger}: line {number} is not JSON; remove or fix that line") from None
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError:
+            row = None
+        if isinstance(row, dict):
+            rows.append(row)
+        else:
+            warn(f"{ledger}: line {number} is not a JSON object: skipped (fix or remove it)")
     latest = {row.get("time", index): row for index, row in enumerate(rows)}  # a run scored later: its last line
     return list(latest.values())
 
 
 def number(value):
-    return None if value in (None, "") else float(value)
+    """A figure of the ledger as a float; None where there is none, or where it is not a number ("pending")."""
+    try:
+        return None if value in (None, "") else float(value)
+    except (TypeError, ValueError):
+        return None
 
 
 def table(rows: list[dict]) -> str:

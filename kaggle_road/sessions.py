@@ -14,16 +14,33 @@ and submits whatever finished.
 
 import contextlib
 import json
+import math
 import pathlib
 import signal
 import sys
 
 from digit_recognizer import budget, config as configuration, submit
 from kaggle_road import blend
-from kaggle_road.client import COMPETITION, KaggleError, refusing
+from kaggle_road.client import COMPETITION, KaggleError, Refused, refusing
 from kaggle_road.steps import FINISHED, check_run, poll
 
-WEEKLY_GPU_HOURS = 30  # Kaggle's GPU quota a week, about
+WEEKLY_GPU_HOURS = 30  # Kaggle's GPU quota a week, about: the estimate where the client does not say
+AT_ONCE = {"gpu": 2, "cpu": 5}  # batch sessions Kaggle runs at once, an estimate (more are refused, "Maximum batch")
+QUEUE_MINUTES = 60  # a session's wait for a machine, allowed for on top of what it runs
+
+
+def session_hours(args: list) -> float:
+    """The budget a session of kernel.py flags `args` runs with: its own, else the one a Kaggle session takes
+    from its limit."""
+    kaggle = {"KAGGLE_KERNEL_RUN_TYPE": "Batch"}
+    return budget.session_budget(configuration.parse_flags(args), lambda line: None, kaggle).budget_minutes / 60
+
+
+def wait_limit(args: list, count: int, gpu: bool) -> float:
+    """Seconds to wait for `count` sessions of `args` (--timeout's default): the session's budget, the margin its
+    kernel keeps and a queue, once for each wave of sessions that the cap on sessions at once forces."""
+    waves = math.ceil(count / AT_ONCE["gpu" if gpu else "cpu"])
+    return waves * (session_hours(args) * 60 + budget.SESSION_MARGIN_MINUTES + QUEUE_MINUTES) * 60
 
 
 def session_args(args: list, count: int) -> list:
@@ -33,18 +50,20 @@ def session_args(args: list, count: int) -> list:
     return [args + ["--seed", str(config.seed + shift * number)] for number in range(count)]
 
 
-def plan_line(args: list, count: int, gpu: bool, left) -> str:
-    """What --sessions N would spend: sessions, members, time, GPU hours against the weekly quota, submissions."""
-    config = configuration.parse_flags(args)
-    # the budget each session will run with: its own, else the one a Kaggle session takes from its limit
-    kaggle = {"KAGGLE_KERNEL_RUN_TYPE": "Batch"}
-    hours = budget.session_budget(config, lambda line: None, kaggle).budget_minutes / 60
-    spend = (f"up to {count * hours:.1f} GPU hours of the weekly {WEEKLY_GPU_HOURS}" if gpu
-             else "no GPU hours (CPU sessions)")
+def plan_line(args: list, count: int, gpu: bool, left, quota=None) -> str:
+    """What --sessions N would spend: sessions, members, time, GPU hours against the weekly quota (`quota`, the
+    hours left as Kaggle says, else the usual weekly figure), submissions; a warning where it is over."""
+    config, hours = configuration.parse_flags(args), session_hours(args)
+    weekly = f"the {quota:.1f} left this week" if quota is not None else f"the weekly {WEEKLY_GPU_HOURS} (an estimate)"
+    spend = f"up to {count * hours:.1f} GPU hours of {weekly}" if gpu else "no GPU hours (CPU sessions)"
+    over = gpu and count * hours > (WEEKLY_GPU_HOURS if quota is None else quota)
     return (f"plan: {count} sessions of {config.members} members each ({config.model}, {config.epochs} epochs), "
             f"{count * config.members} in the blend at most; each stops adding members after "
             f"{hours * 60:.0f} minutes; {spend}; submissions left today: "
-            f"{'not known' if left is None else left}; one submission: the blend")
+            f"{'not known' if left is None else left}; one submission: the blend; waits up to "
+            f"{wait_limit(args, count, gpu) / 3600:.1f} hours"
+            + ("\nwarning: if the sessions run to their budget, that is more GPU time than the week holds; the "
+               "quota stops them where it ends (fewer --sessions, or --set budget_minutes=M)" if over else ""))
 
 
 @contextlib.contextmanager
@@ -84,7 +103,7 @@ class Sessions:
         try:
             self.push_and_wait(plan)
         except KeyboardInterrupt:
-            raise KaggleError(f"interrupted: {self.left_running(plan)}") from None
+            raise KeyboardInterrupt(self.left_running(plan)) from None
         except Exception:  # a fault here, not on Kaggle: its traceback follows, and the sessions run on
             print(f"push.py failed: {self.left_running(plan)}", file=sys.stderr)
             raise
@@ -142,7 +161,14 @@ class Sessions:
         return True
 
     def status(self, session: dict) -> str:
-        return self.road.status(f"{session['kernel']}/{session['version']}")[0]
+        """The session's status; while waiting, a read that failed (not refused) keeps the last one known."""
+        try:
+            return self.road.status(f"{session['kernel']}/{session['version']}")[0]
+        except Refused:
+            raise
+        except KaggleError as error:
+            print(f"{session['name']}: status not read ({error}); reading again next poll")
+            return session.get("status") or "not read"
 
     def fetch(self, session: dict) -> pathlib.Path:
         """The session's checked test_probabilities.npz, or a KaggleError saying why it is left out."""
@@ -155,9 +181,22 @@ class Sessions:
         check_run(path, session["bundle_hash"])
         return blend.find(str(path.parent))
 
+    def read_plan(self) -> dict:
+        """plan.json, checked: a one-line KaggleError if it is not one that `run` wrote."""
+        try:
+            plan = json.loads(self.plan_path.read_text())
+        except (OSError, ValueError) as error:
+            raise KaggleError(f"collect: {self.plan_path}: not readable as JSON ({error})") from None
+        fields = ("name", "slug", "version", "outcome")
+        if not (isinstance(plan, dict) and isinstance(plan.get("message"), str) and isinstance(plan.get("sessions"), list)
+                and all(isinstance(s, dict) and all(f in s for f in fields) for s in plan["sessions"])):
+            raise KaggleError(f"collect: {self.plan_path}: not a plan that `push.py run --sessions` wrote (a message "
+                              f"and sessions with {', '.join(fields)})")
+        return plan
+
     def collect(self):
         """Fetches every finished session, blends the good ones, submits the blend once: the ledger's row."""
-        plan = json.loads(self.plan_path.read_text())
+        plan = self.read_plan()
         good = []
         for session in plan["sessions"]:
             try:

@@ -3,8 +3,14 @@ check them, submit, score. road.py strings them together; the ledger lives there
 scripts/push.py.
 
 Kaggle's ways these steps are built on (kaggle 2.2.5 client and its issue tracker):
-- Status and output are read for the exact version pushed, `owner/slug/N`: read without a version, Kaggle may
-  answer for an older one that has finished (kaggle-cli #1200).
+- Status and output are read for the exact version pushed, `owner/slug/N`: read without a version, Kaggle answers
+  for the kernel's latest run, say kaggle-cli's docs, and users have seen it answer for an older, finished one
+  (kaggle-cli #1200).
+- While a run is waited for, a read that fails (5xx, 429, a timeout, a 404 just after the push) is said and read
+  again at the next poll, until --timeout; only a refusal (401, 403) ends the wait.
+- A push's answer may lack its version number (the client then reads 0): the version is looked for, as after a
+  push that got no answer. A title over 50 characters is answered 500 (kaggle-cli PR #179): refused here first.
+- Output files come as links that expire: one answered 403 or 404 is listed again for a fresh one.
 - A push or a submission answered 5xx, or not at all, may have taken effect: it is looked for, never sent again.
 - A push can succeed and list the competition as an invalid source (rules not accepted): its kernel gets no data.
 - `kernels output` does not check the download's HTTP status: the files are checked before use.
@@ -19,10 +25,14 @@ import tempfile
 import time
 
 from kaggle_road import bundle
-from kaggle_road.client import COMPETITION, RULES, KaggleError, NoAnswer, NotFound, call, connect, owner_from_credentials
+import re
+
+from kaggle_road.client import COMPETITION, RULES, KaggleError, LinkExpired, NoAnswer, NotFound, Refused, call, connect
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-CPU_PRESETS = ("cpu",)  # run in a CPU session: no GPU asked, none of the weekly GPU quota spent
+METADATA = ROOT / "kernel-metadata.json"
+CPU_PRESETS = ("cpu",)  # run in a CPU session, on kernels of their own: no GPU asked, none of the weekly quota spent
+TEST_ROWS = 28000  # the competition's test.csv: a submission has one row for each
 FINISHED = {"COMPLETE", "ERROR", "CANCEL_REQUESTED", "CANCEL_ACKNOWLEDGED"}
 UPLOAD_FAILED = "Could not submit to competition"  # the client's COMPETITION_SUBMIT_UPLOAD_FAILED_MESSAGE
 
@@ -48,15 +58,24 @@ def read_summary(folder: pathlib.Path) -> dict:
     return summary if isinstance(summary, dict) and "config" in summary else {}
 
 
-def check_submission(path: pathlib.Path, rows=None):
-    """A KaggleError unless `path` is a valid submission of `rows` rows (else the summary.json beside it says)."""
+def check_submission(path: pathlib.Path, rows: int, what="output"):
+    """A KaggleError unless `path` is a valid submission of `rows` rows."""
     import pandas as pd
     from digit_recognizer import submit
-    rows = rows or read_summary(path.parent).get("test_rows", 28000)
+    if not path.is_file():
+        raise KaggleError(f"{what}: {path}: " + ("a folder, not a submission file" if path.is_dir() else "no such file"))
     try:
         submit.validate_submission(pd.read_csv(path), rows, name=str(path))
-    except (ValueError, pd.errors.ParserError) as error:  # a failed download leaves an error page here
-        raise KaggleError(f"output: {error}") from None
+    except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as error:  # a failed download leaves an error page
+        raise KaggleError(f"{what}: {error}") from None
+
+
+def check_title(slug: str):
+    """Kaggle takes a kernel's title of 5 to 50 characters and makes its slug from it: a longer one is answered
+    500 (kaggle-cli PR #179), and would then be waited for as a push that got no answer."""
+    if not 5 <= len(slug) <= 50 or not re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", slug):
+        raise KaggleError(f"push: the kernel's title and slug {slug!r} must be 5 to 50 lowercase letters, digits "
+                          f"and single dashes (Kaggle refuses others): shorten the id in {METADATA.name}")
 
 
 def check_run(path: pathlib.Path, bundle_hash: str):
@@ -75,7 +94,9 @@ def check_run(path: pathlib.Path, bundle_hash: str):
     if learned.get("refused") or not learned.get("accuracy", 0) >= learned.get("floor", 1):
         raise KaggleError(f"output: the run learned too little to submit ({learned.get('refused') or learned}); "
                           f"{kept}")
-    check_submission(path, summary.get("test_rows"))
+    if summary.get("files") == "incomplete":
+        raise KaggleError(f"output: summary.json says the run stopped while writing its files; {kept}")
+    check_submission(path, summary.get("test_rows") or TEST_ROWS)
 
 
 class KaggleSteps:
@@ -84,7 +105,7 @@ class KaggleSteps:
 
     def __init__(self, options, slug=None, connection=None):
         self.options = options
-        self.metadata = json.loads((ROOT / "kernel-metadata.json").read_text())
+        self.metadata = json.loads(METADATA.read_text())
         self.slug = slug or self.metadata["id"].split("/", 1)[1]
         self.connection = connection if connection is not None else {}  # the client, once made: shared by kernels
 
@@ -93,23 +114,26 @@ class KaggleSteps:
 
     def client(self):
         if "api" not in self.connection:
-            self.connection["api"] = connect()
+            self.connection["api"], self.connection["user"] = connect(self.options.retries, self.options.backoff)
         return self.connection["api"]
 
+    def user(self) -> str:
+        """The Kaggle user the credentials name (the client asks Kaggle whose a token is)."""
+        self.client()
+        return self.connection["user"]
+
     def kernel(self) -> str:
+        check_title(self.slug)
         if self.options.dry_run:
             return f"{self.options.owner or 'OWNER'}/{self.slug}"
-        owner = self.options.owner or owner_from_credentials()
-        if not owner:
-            raise KaggleError("KAGGLE_API_TOKEN does not say whose kernel this is: pass --owner YOUR_KAGGLE_USERNAME")
-        return f"{owner}/{self.slug}"
+        return f"{self.options.owner or self.user()}/{self.slug}"
 
     def api_call(self, what, name, *args, repeatable=True, **kwargs):
         return call(what, getattr(self.client(), name), *args, retries=self.options.retries,
                     backoff=self.options.backoff, repeatable=repeatable, **kwargs)
 
     def status(self, version: str) -> tuple:
-        """(status name, failure message) of `version`: owner/slug/N, or owner/slug for the newest finished."""
+        """(status name, failure message) of `version`: owner/slug/N, or owner/slug for whatever Kaggle answers."""
         response = self.api_call("status", "kernels_status", version)
         return getattr(response.status, "name", str(response.status)), response.failure_message or ""
 
@@ -148,6 +172,9 @@ class KaggleSteps:
                 return dict(stamp, version=self.started_without_answer(kernel, before + 1, error))
         if getattr(response, "error", ""):
             raise KaggleError(f"push: Kaggle refused the kernel: {response.error}")
+        if not response.version_number:  # the client reads a missing number as 0 ("shouldn't happen")
+            version = self.started_without_answer(kernel, before + 1, NoAnswer("push: answered without a version"))
+            return dict(stamp, version=version, invalid_sources=list(response.invalid_competition_sources or []))
         print(f"pushed {kernel} version {response.version_number} (bundle {digest}): {response.url}")
         return dict(stamp, version=response.version_number,
                     invalid_sources=list(response.invalid_competition_sources or []))
@@ -179,10 +206,17 @@ class KaggleSteps:
                               "submission is spent")
 
     def wait(self, version: str) -> str:
-        seen = {}
+        seen = {"status": "not read"}
 
         def finished(elapsed):
-            seen["status"], failure = self.status(version)
+            try:
+                seen["status"], failure = self.status(version)
+            except Refused:
+                raise
+            except KaggleError as error:  # reading is harmless to repeat: Kaggle away for an hour is Kaggle slow
+                print(f"[{elapsed:6.0f} s] {version}: not read ({error}); reading again in {self.options.poll:g} s",
+                      flush=True)
+                return None
             print(f"[{elapsed:6.0f} s] {version}: {seen['status']}", flush=True)
             return (seen["status"], failure) if seen["status"] in FINISHED else None
 
@@ -200,7 +234,14 @@ class KaggleSteps:
     def output(self, version: str, folder: pathlib.Path) -> pathlib.Path:
         """Downloads the files of `version` (owner/slug/N) to `folder`: the submission.csv among them."""
         folder.mkdir(parents=True, exist_ok=True)
-        files, _ = self.api_call("output", "kernels_output", version, str(folder), force=True)
+        for attempt in range(1, self.options.retries + 1):
+            try:
+                files, _ = self.api_call("output", "kernels_output", version, str(folder), force=True)
+                break
+            except LinkExpired as error:  # each listing hands out fresh links
+                if attempt == self.options.retries:
+                    raise
+                print(f"{error}; listing the files again")
         print(f"fetched {len(files)} files of {version} to {folder}")
         found = sorted(folder.rglob("submission.csv"))
         if not found:
@@ -209,15 +250,23 @@ class KaggleSteps:
 
     # ---- the competition ----
     def submissions_left(self):
-        """Submissions left today, or None where Kaggle does not say (all zeros: not on a team yet)."""
-        limits = self.api_call("limits", "competition_get_submission_limits", COMPETITION)
+        """Submissions left today, or None where Kaggle does not say: all zeros (not on a team yet), or a read
+        that failed (the client's own submit goes on then too)."""
+        self.client()  # no credentials is no read failure
+        try:
+            limits = self.api_call("limits", "competition_get_submission_limits", COMPETITION)
+        except Refused:
+            raise
+        except KaggleError as error:
+            print(f"the day's submission limits could not be read ({error}): going on")
+            return None
         if not (limits.num_allowed_now or limits.num_today or limits.num_total):
             return None
         return limits.num_allowed_now
 
-    def submit(self, path: pathlib.Path, message: str, rows=None) -> int:
-        """Sends `path` (checked to hold `rows` rows, else what the summary.json beside it says)."""
-        check_submission(path, rows)
+    def submit(self, path: pathlib.Path, message: str, rows: int) -> int:
+        """Sends `path`, checked to hold `rows` rows, one for each test image."""
+        check_submission(path, rows, "submit")
         if self.submissions_left() == 0:
             raise KaggleError(f"submit: no submission left today on {COMPETITION}; {path} is kept: send it "
                               "tomorrow with `python scripts/push.py submit FILE` (the day ends at 00:00 UTC)")

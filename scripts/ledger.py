@@ -28,6 +28,8 @@ def show(path: pathlib.Path, out):
     if not path.is_file():
         raise ValueError(f"{path}: no ledger yet; `python scripts/push.py run` writes one line per run")
     rows = ledger.read(path)
+    if not rows:
+        raise ValueError(f"{path}: no line of it is a run's; `python scripts/push.py run` writes one per run")
     print(ledger.table(rows))
     print(f"wrote {ledger.plot(rows, pathlib.Path(out) if out else path.with_name('ledger.png'))}")
 

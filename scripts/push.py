@@ -8,8 +8,9 @@
   python scripts/push.py run --sessions 3 [--preset cpu]   # three sessions at once, their blend submitted once
   python scripts/push.py collect runs/<time>-sessions      # after Ctrl-C: fetch, blend, submit what finished
 
-Credentials: KAGGLE_USERNAME and KAGGLE_KEY, KAGGLE_API_TOKEN, or ~/.kaggle/kaggle.json. The kernel's owner is
-taken from them (or --owner), so kernel-metadata.json is never edited by hand. Every run's files land in
+Credentials, as the kaggle client takes them: the API token from Kaggle's settings page (KAGGLE_API_TOKEN or
+~/.kaggle/access_token), `kaggle auth login`, or a legacy kaggle.json. The kernel's owner is the user they name
+(or --owner), so kernel-metadata.json is never edited by hand. Every run's files land in
 runs/<time>-<bundle hash>/ and one line per run (or file submitted alone) goes to runs/ledger.jsonl, saying how
 it ended; both are kept whatever fails later. Exit codes: 0 done, 2 one line said what failed, 130 Ctrl-C.
 """
@@ -40,9 +41,10 @@ def parser() -> argparse.ArgumentParser:
                              "members on all 42,000 rows (no hold-out score then)")
     parser.add_argument("--owner", help="kernel owner (default: the credentials' user)")
     parser.add_argument("--version", type=int, help="status, output: this version of the kernel (default: the "
-                        "newest that has finished)")
+                        "one Kaggle answers for: its latest run, or an older one, kaggle-cli #1200)")
     parser.add_argument("--dry-run", action="store_true", help="no network call; print what would be sent")
-    parser.add_argument("--timeout", type=float, default=3 * 3600, help="seconds to wait for the kernel or score")
+    parser.add_argument("--timeout", type=float, help="seconds to wait for the kernels (default: what they may run, "
+                        "from their budget, plus a queue: --dry-run says) or for a score (default: 3 hours)")
     parser.add_argument("--poll", type=float, default=30, help="seconds between status reads")
     parser.add_argument("--grace", type=float, default=120, help="seconds to look for the version or submission "
                         "that a push or submit without an answer may have made")
@@ -84,6 +86,8 @@ def main(argv=None) -> int:
     options.preset = options.preset or "full"
     if options.sessions < 1:
         parser().error("--sessions: at least 1")
+    if options.step not in ("run", "push") and options.timeout is None:
+        options.timeout = 3 * 3600  # a score's wait; a kernel's follows its work (Road.kernel_args)
     set_http_timeout(options.http_timeout)
     return command(lambda: step(Road(options), options))
 

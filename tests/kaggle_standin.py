@@ -13,8 +13,14 @@ KAGGLE_KERNEL_RUN_TYPE set, its working folder as the current one, the competiti
 (tests/fake_kernel.py, `--fake-kernel`); everything else about the kernel is real.
 
 Kaggle's ways, as the kaggle 2.2.5 client and its issue tracker show them:
-- Status and output read `user/slug/N` for version N (sent as version label `vN`); without a version they answer
-  for the newest version that has finished, which is an older one while a new push runs (kaggle-cli #1200).
+- Credentials: HTTP Basic with a legacy key, or a bearer API token whose user IntrospectToken names
+  (kaggle_api_extended.KaggleApi._authenticate_with_access_token; kagglesdk's KaggleHttpClient.BearerAuth).
+- Status and output read `user/slug/N` for version N (sent as version label `vN`). Without a version, kaggle-cli's
+  docs say they answer for the latest run; users saw an older one while a new push ran (kaggle-cli #1200): the
+  stand-in answers for the newest version that has finished, the unkind case.
+- A title over 50 characters is answered 500 (kaggle-cli PR #179).
+- Output files are links that expire (answered 403): `files=403x1`.
+- The weekly GPU quota is read with GetAcceleratorQuotaStatistics (`kaggle quota`): 30 hours here.
 - A push can succeed and list its competition source as invalid (rules not accepted): the kernel runs without data.
 - Private kernels (ours) are listed only in the user's own view (`kernels list --mine`, kaggle-cli #538).
 - Submissions are limited per day (`daily`, 5); GetSubmissionLimits says how many are left, and answers all zeros
@@ -23,6 +29,8 @@ Kaggle's ways, as the kaggle 2.2.5 client and its issue tracker show them:
 Faults (`--fault` or `StandIn.faults`): `SaveKernel=401` (any method = an HTTP status, every time),
 `SaveKernel=429x2` (the first 2 calls only), `after.SaveKernel=502x1` (the call takes effect, then answers 502),
 `slow=2.5` (seconds before each answer; `slow.SaveKernel=2.5` for one method: the call still takes effect),
+`outage.GetKernelSessionStatus=40` (that method answers 503 for 40 s from its first call), `no_version=1` (a push
+starts its run but answers no version number, which the client reads as 0: "shouldn't happen", it says),
 `crash=1` (kernels fail; `crash=-s2`: only those whose name ends so), `save_error=...` (push answers an error),
 `invalid_sources=1` (push lists the competition as an invalid source), `no_team=1` (limits all zero),
 `empty_score=2` (the first 2 reads of a scored submission give no public score), `files=500` (output downloads
@@ -51,6 +59,8 @@ from kagglesdk.kernels.types.kernels_api_service import (
     ApiListKernelSessionOutputResponse, ApiListKernelsResponse, ApiSaveKernelRequest, ApiSaveKernelResponse)
 from kagglesdk.kernels.types.kernels_enums import KernelWorkerStatus
 from kagglesdk.competitions.types.submission_status import SubmissionStatus
+from kagglesdk.kernels.types.kernels_api_service import ApiAcceleratorQuota, ApiGetAcceleratorQuotaStatisticsResponse
+from kagglesdk.security.types.oauth_service import IntrospectTokenResponse
 
 import standin_http  # beside this file: the HTTP front
 
@@ -68,14 +78,16 @@ class StandIn:
     def __init__(self, data_dir, answers=None, user="tester", key="standin-key", scratch=None, port=0, fake=False):
         self.data_dir, self.answers = pathlib.Path(data_dir), answers
         self.fake = fake  # run pushed kernels with training faked (tests/fake_kernel.py)
-        self.user, self.key = user, key
-        self.credentials = base64.b64encode(f"{user}:{key}".encode()).decode()  # as HTTP Basic auth sends them
+        self.user, self.key, self.token = user, key, f"{user}-standin-token"
+        basic = base64.b64encode(f"{user}:{key}".encode()).decode()  # as HTTP Basic auth sends them
+        self.authorizations = {f"Basic {basic}", f"Bearer {self.token}"}
         self.scratch = pathlib.Path(scratch or tempfile.mkdtemp(prefix="kaggle-standin-"))
         self.faults: dict = {}
         self.runs: dict[str, list[Run]] = {}  # kernel slug -> its versions
         self.uploads: dict[str, bytes] = {}
         self.submissions: list[dict] = []
         self.daily = 5  # submissions a day, as the competition allows
+        self.scoring_seconds = 0.5  # a submission is PENDING this long
         self.cap = None  # batch sessions that may run at once (Kaggle: 2 to 4 GPU sessions); None: no cap
         self.counter = itertools.count(1)
         self.lock = threading.Lock()
@@ -99,6 +111,10 @@ class StandIn:
     # ---- faults ----
     def fault_status(self, method: str):
         """The HTTP status injected for this call of `method`, or None."""
+        if f"outage.{method}" in self.faults:
+            began = self.faults.setdefault(f"outage_began.{method}", time.time())
+            if time.time() - began < float(self.faults[f"outage.{method}"]):
+                return 503
         spec = self.faults.get(method)
         if spec is None:
             return None
@@ -197,15 +213,32 @@ class StandIn:
         if self.faults.get("save_error"):
             response.error = str(self.faults["save_error"])
             return response
+        if len(request.new_title or "") > 50:
+            raise OverflowError(f"title {request.new_title!r} is over 50 characters")  # answered 500
         if self.cap is not None and self.running() >= self.cap:
             response.error = f"Maximum batch GPU session count of {self.cap} reached"
             return response
         refused = self.faults.get("invalid_sources")
         run = self.run_kernel(request.slug, request.text, with_data=not refused)
-        response.ref, response.version_number = request.slug, run.version
+        response.ref = request.slug
+        if not self.faults.get("no_version"):
+            response.version_number = run.version
         response.url = f"http://localhost/code/{request.slug}"
         if refused:
             response.invalid_competition_sources = list(request.competition_data_sources)
+        return response
+
+    def IntrospectToken(self, body):
+        response = IntrospectTokenResponse()
+        if body.get("token") == self.token:
+            response.active, response.username = True, self.user
+        return response
+
+    def GetAcceleratorQuotaStatistics(self, body):
+        import datetime
+        response, quota = ApiGetAcceleratorQuotaStatisticsResponse(), ApiAcceleratorQuota()
+        quota.total_time_allowed, quota.time_used = datetime.timedelta(hours=30), datetime.timedelta(hours=4)
+        response.gpu_quota = quota
         return response
 
     def ListKernels(self, body):
@@ -275,7 +308,7 @@ class StandIn:
         item = ApiSubmission()
         item.ref, item.description = entry["ref"], entry["description"]
         item.file_name = "submission.csv"
-        if time.time() - entry["created"] < 0.5:  # scoring takes a moment, as on Kaggle
+        if time.time() - entry["created"] < self.scoring_seconds:  # scoring takes a moment, as on Kaggle
             item.status = SubmissionStatus.PENDING
         else:
             item.status = SubmissionStatus.COMPLETE

@@ -55,7 +55,7 @@ def handler(standin):
             # a slow answer still does its work, as Kaggle does when the client gives up waiting
             time.sleep(float(standin.faults.get(f"slow.{method}", standin.faults.get("slow", 0))))
             body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
-            if self.headers.get("Authorization") != f"Basic {standin.credentials}":
+            if self.headers.get("Authorization") not in standin.authorizations:
                 return self.error(401, "Unauthenticated")
             if fault := standin.fault_status(method):
                 return self.error(fault, f"injected fault {fault}")
@@ -70,6 +70,8 @@ def handler(standin):
                 return self.error(404, str(missing))
             except PermissionError as refused:
                 return self.error(400, str(refused))
+            except OverflowError as refused:  # what Kaggle answers with 500
+                return self.error(500, str(refused))
             if fault := standin.fault_status(f"after.{method}"):  # it took effect; the answer is lost
                 return self.error(fault, f"injected fault {fault} after the call took effect")
             self.reply(200, type(response).to_json(response).encode())

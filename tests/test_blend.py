@@ -42,6 +42,7 @@ def test_runs_blend_weighed_by_their_members(tmp_path, capsys):
 @pytest.mark.parametrize("second, message", [
     ({"digits": [1, 2, 3, 4]}, "test sets of different sizes"),
     ({"digits": [1, 2, 3], "members": (1, 0)}, "both trained a bn member with seed 42: near copies"),
+    ({"digits": [], "seed": 1042}, "predicts no test images"),  # not a header-only file and a nan%
 ])
 def test_runs_that_cannot_blend_are_refused(tmp_path, capsys, second, message):
     first = run_folder(tmp_path / "a", [1, 2, 3], members=(0,))

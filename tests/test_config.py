@@ -26,7 +26,8 @@ def test_every_field_has_help_from_its_comment():
 # the hostile corpus of settings: each one a value a user could type, each refused in one line naming the flag
 @pytest.mark.parametrize("override, message", [
     ({"model": "bn+resnet"}, r"--model bn\+resnet: not one of tutorial, bn, deep"),
-    ({"members": 0}, "--members 0: must be at least 1"),
+    ({"members": 0}, r"--members 0: must be in \[1, 500\]"),
+    ({"members": 100000}, r"--members 100000: must be in \[1, 500\]: each member costs minutes"),
     ({"holdout": 0.7}, r"--holdout 0.7: must be in \[0, 0.5\)"),
     ({"schedule": "plateau"}, "needs --validation > 0"),
     ({"tta": 3}, "--tta 3: not one of 0, 4, 8"),

@@ -73,6 +73,13 @@ def test_too_few_rows_for_a_split_say_what_to_change():
     assert len(data.split(np.arange(100) % 10, 0.1, seed=0)[1]) == 10
 
 
+def test_a_limit_draws_rows_from_all_of_train_so_a_sorted_file_keeps_every_digit():
+    images, labels, _ = data.arrays(data.find_data(environ={}, cwd="/nonexistent"), limit=100)  # the demo sample
+    assert len(labels) == 100 and len(images) == 100 and set(labels) == set(range(10))
+    again, labels_again, _ = data.arrays(data.find_data(environ={}, cwd="/nonexistent"), limit=100)
+    assert np.array_equal(labels, labels_again) and np.array_equal(images, again)  # seeded
+
+
 def test_sample_is_competition_shaped(sample_frames):
     train, test = sample_frames
     assert list(train.columns) == data.TRAIN_COLUMNS and list(test.columns) == data.PIXELS

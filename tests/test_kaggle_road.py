@@ -182,7 +182,9 @@ def test_whole_road_through_the_standin(standin, tmp_path, kernel):
 
 @pytest.mark.parametrize("fault, message", [
     ({"SaveKernel": "401"}, "push: 401, credentials rejected"),
-    ({"SaveKernel": "403"}, "accept the competition rules at https://www.kaggle.com/competitions/digit-recognizer"),
+    # a 403 says what was refused, call by call: rules not accepted show on a push as an invalid source
+    ({"SaveKernel": "403"}, "push: 403, forbidden: the credentials' user may not write this kernel: --owner"),
+    ({"GetSubmissionLimits": "403"}, "limits: 403, forbidden: accept the competition rules at https://www.kaggle"),
     ({"SaveKernel": "404"}, "push: 404, not found"),
     ({"SaveKernel": "500"}, "push: HTTP 500, which Kaggle can answer after acting, and no version 1 of"),
     ({"SaveKernel": "429"}, "push: HTTP 429 after 2 tries"),
@@ -337,7 +339,7 @@ def test_an_error_page_saved_as_the_submission_is_caught(tmp_path):
     path = tmp_path / "submission.csv"
     path.write_text('{"code": 500, "message": "injected fault"}')
     with pytest.raises(steps.KaggleError, match="^output: "):
-        steps.check_submission(path)
+        steps.check_submission(path, 40)
     assert path.exists()  # what came down is kept, to look at
 
 

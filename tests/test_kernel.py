@@ -1,5 +1,7 @@
 """kernel.py end to end, as a user runs it: a tiny sample in, submission.csv out; bad input, one line out."""
 
+import contextlib
+import io
 import json
 import os
 import pathlib
@@ -21,6 +23,16 @@ TINY_RUN = ["--fast", "--epochs", "1", "--min-steps", "0", "--batch-size", "32",
 def kernel(*args, cwd=ROOT):
     return subprocess.run([sys.executable, str(ROOT / "kernel.py"), *args], cwd=cwd, capture_output=True,
                           text=True, timeout=300)
+
+
+def refused(*args):
+    """kernel.py ARGS in this process, for runs refused before anything trains: its exit code and output."""
+    import runpy
+    out, err = io.StringIO(), io.StringIO()
+    main = runpy.run_path(str(ROOT / "kernel.py"))["main"]
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main([str(arg) for arg in args])
+    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
 
 
 def test_fast_run_writes_a_valid_submission(competition_dir, tmp_path):
@@ -63,7 +75,7 @@ def test_bad_input_is_one_line_nonzero_and_keeps_the_old_submission(competition_
     out = tmp_path / "out"
     out.mkdir()
     (out / "submission.csv").write_text("ImageId,Label\n1,7\n")
-    done = kernel(*TINY_RUN, "--data-dir", str(competition_dir), "--out", str(out))
+    done = refused(*TINY_RUN, "--data-dir", str(competition_dir), "--out", str(out))
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
     assert done.stderr.startswith("error: train.csv: line 6, column pixel")
@@ -72,22 +84,22 @@ def test_bad_input_is_one_line_nonzero_and_keeps_the_old_submission(competition_
 
 def test_missing_test_file_and_bad_flag_value(tmp_path):
     (tmp_path / "train.csv").write_text("label\n")
-    done = kernel("--data-dir", str(tmp_path))
+    done = refused("--data-dir", str(tmp_path))
     assert done.returncode == 2 and "no test.csv" in done.stderr
-    done = kernel("--model", "resnet", "--data-dir", str(tmp_path))
+    done = refused("--model", "resnet", "--data-dir", str(tmp_path))
     assert done.returncode == 2 and "--model resnet: not one of tutorial, bn, deep" in done.stderr
 
 
 def test_an_out_folder_that_cannot_be_made_fails_before_training(competition_dir, tmp_path):
     (tmp_path / "file").write_text("not a folder")
-    done = kernel(*TINY_RUN, "--data-dir", str(competition_dir), "--out", str(tmp_path / "file" / "out"))
+    done = refused(*TINY_RUN, "--data-dir", str(competition_dir), "--out", str(tmp_path / "file" / "out"))
     assert done.returncode == 2 and done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
     assert "cannot write there" in done.stderr and "--out" in done.stderr
     assert "member 1" not in done.stdout  # refused before the first member trained
 
 
 def test_settings_are_checked_before_the_data_and_typos_warned(tmp_path):
-    done = kernel("--epochz", "3", "--learning_rate", "-1", "--data-dir", str(tmp_path / "absent"))
+    done = refused("--epochz", "3", "--learning_rate", "-1", "--data-dir", str(tmp_path / "absent"))
     assert done.returncode == 2 and "Traceback" not in done.stderr
     warning, error = done.stderr.splitlines()
     assert warning == "warning: ignored unknown flag --epochz (did you mean --epochs?)"
@@ -107,7 +119,7 @@ def write_train(folder, labels):
 ])
 def test_degenerate_training_data_is_refused(tmp_path, labels, says):
     write_train(tmp_path, labels)
-    done = kernel(*TINY_RUN, "--data-dir", str(tmp_path), "--out", str(tmp_path / "out"))
+    done = refused(*TINY_RUN, "--data-dir", str(tmp_path), "--out", str(tmp_path / "out"))
     assert done.returncode == 2 and done.stderr.count("\n") == 1 and says in done.stderr, done.stderr
     assert not (tmp_path / "out" / "submission.csv").exists()
 

@@ -63,5 +63,19 @@ def test_ledger_report(tmp_path, capsys):
     shown = capsys.readouterr()
     assert "0.99610  0.99642" in shown.out and "def" in shown.out, shown.err
     assert (tmp_path / "ledger.png").read_bytes()[:4] == b"\x89PNG"
+    # a broken line is skipped with a word, never the reason to refuse the rest
+    ledger.write_text('["a", "list"]\n' + json.dumps(dict(rows[0], public_score="pending")) + "\nnot json\n")
+    assert command.main(["--ledger", str(ledger)]) == 0
+    shown = capsys.readouterr()
+    assert "line 1 is not a JSON object: skipped" in shown.err and "line 3 is not a JSON object" in shown.err
+    assert "0.99610" in shown.out and "pending" not in shown.out
     ledger.write_text("not json\n")
-    assert command.main(["--ledger", str(ledger)]) == 2 and "line 1 is not JSON" in capsys.readouterr().err
+    assert command.main(["--ledger", str(ledger)]) == 2 and "no line of it is a run's" in capsys.readouterr().err
+
+
+def test_a_ledger_line_cut_short_does_not_swallow_the_next(tmp_path):
+    from kaggle_road import ledger
+    path = tmp_path / "ledger.jsonl"
+    path.write_text('{"time": "1", "public_score": null}\n{"time": "2", "publ')  # a run stopped mid-write
+    ledger.append(path, {"time": "3", "public_score": "0.99"})
+    assert [row["time"] for row in ledger.read(path, warn=lambda line: None)] == ["1", "3"]

@@ -84,7 +84,7 @@ def test_interrupted_sessions_run_on_and_collect_submits_what_finished(standin, 
             running.send_signal(signal.SIGINT)
             break
     _, error = running.communicate(timeout=60)
-    assert running.returncode == 2 and standin.submissions == []
+    assert running.returncode == 130 and standin.submissions == []
     assert "interrupted: sessions s1, s2 keep running on Kaggle (not cancelled); `python scripts/push.py collect " \
            in error
     for run in (versions[0] for versions in standin.runs.values()):  # they do run on
@@ -99,10 +99,17 @@ def test_dry_run_prints_the_plan_and_spends_nothing(tmp_path):
     plan = ["run", "--dry-run", "--sessions", "3", "--runs-dir", str(tmp_path / "runs")]
     done = offline(tmp_path, *plan, "--preset", "gpu")
     assert done.returncode == 0, done.stderr
+    # two GPU sessions run at once (an estimate): two waves of 110 minutes, the kernel's 30 and an hour's queue
     assert done.stdout == ("plan: 3 sessions of 16 members each (m5, 150 epochs), 48 in the blend at most; each "
-                           "stops adding members after 110 minutes; up to 5.5 GPU hours of the weekly 30; "
-                           "submissions left today: not known (no Kaggle credentials); one submission: the blend\n")
+                           "stops adding members after 110 minutes; up to 5.5 GPU hours of the weekly 30 (an "
+                           "estimate); submissions left today: not known (no Kaggle credentials); one submission: "
+                           "the blend; waits up to 6.7 hours\n")
     done = offline(tmp_path, *plan, "--preset", "cpu")
     assert "3 sessions of 24 members each" in done.stdout and "no GPU hours (CPU sessions)" in done.stdout
+    # the road's wait follows the work: at least the 540 minutes each CPU session may train
+    assert float(done.stdout.split("waits up to ")[1].split(" hours")[0]) >= 9
+    done = offline(tmp_path, *plan[:3], "1000", *plan[4:], "--preset", "gpu")
+    assert "up to 1833.3 GPU hours" in done.stdout and "warning: if the sessions run to their budget, that is " \
+                                                         "more GPU time than the week holds" in done.stdout
     assert not (tmp_path / "runs").exists()
 
