@@ -3,7 +3,7 @@ kept as a line of the run ledger that says how it ended, whatever fails later.
 
 A Kaggler's scarce things are GPU hours and daily submissions, so `run` spends neither on the wrong thing: it
 pushes only when a submission is left today, reads the exact version it pushed, and submits only a file that
-proves to be that version's, made from Kaggle's data by a run that learned (steps.check_run).
+proves to be that version's, made from Kaggle's data by a run that learned (checks.check_run).
 """
 
 import contextlib
@@ -13,7 +13,8 @@ import pathlib
 from digit_recognizer import config as configuration, submit
 from kaggle_road import ledger, sessions
 from kaggle_road.client import COMPETITION, KaggleError, refusing
-from kaggle_road.steps import CPU_PRESETS, TEST_ROWS, KaggleSteps, check_run, check_title, read_summary
+from kaggle_road.checks import TEST_ROWS, check_run, check_title, read_summary
+from kaggle_road.steps import CPU_PRESETS, KaggleSteps
 
 
 def utc_stamp() -> str:

@@ -22,7 +22,8 @@ import sys
 from digit_recognizer import budget, config as configuration, submit
 from kaggle_road import blend
 from kaggle_road.client import COMPETITION, KaggleError, Refused, refusing
-from kaggle_road.steps import FINISHED, check_run, poll
+from kaggle_road.checks import check_run
+from kaggle_road.steps import FINISHED, poll
 
 WEEKLY_GPU_HOURS = 30  # Kaggle's GPU quota a week, about: the estimate where the client does not say
 AT_ONCE = {"gpu": 2, "cpu": 5}  # batch sessions Kaggle runs at once, an estimate (more are refused, "Maximum batch")

@@ -13,7 +13,7 @@ import pytest
 from conftest import ROOT, offline, road
 
 from digit_recognizer.config import PRESETS
-from kaggle_road import bundle, steps
+from kaggle_road import bundle, checks
 
 TINY = ["--epochs", "1", "--min-steps", "0", "--verbose", "0", "--min-accuracy", "0"]  # plumbing, not learning
 
@@ -78,7 +78,7 @@ def test_the_bundle_runs_as_kaggle_runs_it(competition_dir, tmp_path):
     summary = json.loads((working / "summary.json").read_text())
     assert summary["data_kind"] == "kaggle" and summary["bundle_hash"] == digest
     assert summary["config"]["budget_minutes"] == 12 * 60 - 30
-    steps.check_run(working / "submission.csv", digest)  # what push.py checks before it submits
+    checks.check_run(working / "submission.csv", digest)  # what push.py checks before it submits
 
 
 @pytest.mark.parametrize("change, says", [
@@ -93,10 +93,10 @@ def test_a_fetched_run_is_submitted_only_if_it_is_this_pushs_and_learned(tmp_pat
                "test_rows": 40, "learned": {"accuracy": 0.9, "on": "the hold-out", "floor": 0.5, "refused": None}}
     (tmp_path / "submission.csv").write_text(all_sevens())
     (tmp_path / "summary.json").write_text(json.dumps(summary))
-    steps.check_run(tmp_path / "submission.csv", "abcdefabcdef")
+    checks.check_run(tmp_path / "submission.csv", "abcdefabcdef")
     (tmp_path / "summary.json").write_text(json.dumps(dict(summary, **change)))
-    with pytest.raises(steps.KaggleError, match="^output: ") as refused:
-        steps.check_run(tmp_path / "submission.csv", "abcdefabcdef")
+    with pytest.raises(checks.KaggleError, match="^output: ") as refused:
+        checks.check_run(tmp_path / "submission.csv", "abcdefabcdef")
     assert says in str(refused.value) and (tmp_path / "submission.csv").exists()
 
 
@@ -338,8 +338,8 @@ def test_failed_output_download_is_caught(standin, tmp_path):
 def test_an_error_page_saved_as_the_submission_is_caught(tmp_path):
     path = tmp_path / "submission.csv"
     path.write_text('{"code": 500, "message": "injected fault"}')
-    with pytest.raises(steps.KaggleError, match="^output: "):
-        steps.check_submission(path, 40)
+    with pytest.raises(checks.KaggleError, match="^output: "):
+        checks.check_submission(path, 40)
     assert path.exists()  # what came down is kept, to look at
 
 

@@ -12,7 +12,7 @@ import pytest
 from conftest import ROOT, offline, road
 
 from digit_recognizer import pipeline
-from kaggle_road import client, steps
+from kaggle_road import checks, client, steps
 
 NO_KEY = {"KAGGLE_USERNAME": None, "KAGGLE_KEY": None}
 
@@ -157,9 +157,9 @@ def test_files_stopped_mid_write_are_never_submitted(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         pipeline.publish(tmp_path, summary, write_then_stop)
     with pytest.raises(client.KaggleError, match="summary.json says the run stopped while writing its files"):
-        steps.check_run(tmp_path / "submission.csv", "abcdefabcdef")
+        checks.check_run(tmp_path / "submission.csv", "abcdefabcdef")
     pipeline.publish(tmp_path, summary, lambda: None)  # the whole set: submitted
-    steps.check_run(tmp_path / "submission.csv", "abcdefabcdef")
+    checks.check_run(tmp_path / "submission.csv", "abcdefabcdef")
 
 
 def test_ctrl_c_while_the_backend_loads_says_so():
