@@ -20,14 +20,14 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 "$venv/bin/python" -c "import jax, keras, tensorflow as tf; print('tensorflow', tf.__version__, 'keras',
 keras.__version__, 'jax', jax.__version__)" 2>/dev/null || exit 1
-python3 scripts/bundle.py || exit 1
 rm -rf "$runs" && mkdir -p "$runs"
+python3 scripts/bundle.py --out "$runs/kernel.py" || exit 1  # its own copy: a push meanwhile rewrites build/
 failed=0
 
 run() {  # NAME BACKEND FLAGS...: one run of the bundle; its summary's figures, or its log's last line
     local name=$1 backend=$2 started=$SECONDS
     shift 2
-    KERAS_BACKEND=$backend "$venv/bin/python" build/kernel.py --data-dir "$data" --out "$runs/$name" --no-plots \
+    KERAS_BACKEND=$backend "$venv/bin/python" "$runs/kernel.py" --data-dir "$data" --out "$runs/$name" --no-plots \
         --verbose 0 "$@" > "$runs/$name.log" 2>&1
     local code=$?
     if [ $code -eq 0 ] && [ -s "$runs/$name/submission.csv" ]; then
