@@ -123,10 +123,10 @@ def train_ensemble(config, rows: data.Rows, clock=Deadline(), log=print) -> Resu
         shares, failures = workers.train_shares(gpus, groups, work)
     else:
         shares, failures = [train_share(config, groups, rows, clock, log)], []
-    return combine(config, shares, failures, rows.holdout)
+    return combine(shares, failures, rows.holdout)
 
 
-def combine(config, shares: list, failures: list, holdout) -> Result | None:
+def combine(shares: list, failures: list, holdout) -> Result | None:
     """The ensemble of the members the shares trained: their average, scored on `holdout`; None without one."""
     members = sorted((member for share in shares for member in share.members), key=lambda member: member.index)
     if not members:

@@ -278,11 +278,10 @@ def test_images_per_second_of_workers_divide_by_the_slowest_workers_training():
     make the ensemble one process makes is checked on the bundle: test_kaggle_road.py, marked slow.)"""
     def member(index, seconds):
         return ensemble.Member(index, np.full((2, 10), 0.1), None, {"loss": [0.0]}, seconds, images=100)
-    config = dataclasses.replace(TINY, members=4)
     shares = [ensemble.Share([member(0, 2.0), member(2, 3.0)], "cpu", "float32", Account()),
               ensemble.Share([member(1, 1.0), member(3, 1.0)], "cpu", "float32", Account())]
-    apart = ensemble.combine(config, shares, [], None)
-    alone = ensemble.combine(config, [ensemble.Share(shares[0].members + shares[1].members, "cpu", "float32",
+    apart = ensemble.combine(shares, [], None)
+    alone = ensemble.combine([ensemble.Share(shares[0].members + shares[1].members, "cpu", "float32",
                                                      Account())], [], None)
     assert apart.workers == 2 and apart.member_indices == [0, 1, 2, 3] and apart.train_seconds == 7.0
     assert apart.images_per_second == 400 / 5.0 and alone.images_per_second == 400 / 7.0
