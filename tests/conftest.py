@@ -6,6 +6,7 @@ import contextlib
 import importlib.util
 import io
 import pathlib
+import signal
 import subprocess
 import unittest.mock
 
@@ -86,6 +87,12 @@ def road(standin, tmp_path, *args, env=None):
     changed = {**os.environ, "HOME": str(tmp_path), **standin.environment(), **(env or {})}
     return push({k: v for k, v in changed.items() if v is not None}, "--runs-dir", tmp_path / "runs", "--poll",
                 "0.15", "--backoff", "0.05", "--retries", "2", "--grace", "8", "--timeout", "240", *args)
+
+
+def interruptible():
+    """A child's Ctrl-C as a user's terminal sends it: a test run in the background (nohup, `&`) ignores SIGINT,
+    and a Python started so never turns it into KeyboardInterrupt. For subprocess.Popen's preexec_fn."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def script(name: str):

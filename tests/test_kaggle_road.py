@@ -10,7 +10,7 @@ import time
 import pandas as pd
 import pytest
 
-from conftest import ROOT, offline, road
+from conftest import ROOT, interruptible, offline, road
 
 from digit_recognizer.config import PRESETS
 from kaggle_road import bundle, checks
@@ -127,7 +127,7 @@ def stopped_bundle(competition_dir, tmp_path, signal_number) -> tuple:
     command = [sys.executable, "-u", str(built), *TINY, "--epochs", "200", "--verbose", "2",
                "--data-dir", str(competition_dir), "--out", str(out)]
     running = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env=dict(os.environ, TMPDIR=str(scratch), PYTHONPATH=""))
+                               env=dict(os.environ, TMPDIR=str(scratch), PYTHONPATH=""), preexec_fn=interruptible)
     for line in running.stdout:
         if line.startswith("Epoch 2/"):
             assert list(scratch.glob("digit_recognizer-*.zip"))  # the package, unpacked while it runs
@@ -205,8 +205,8 @@ def test_slow_answers_time_out(standin, tmp_path):
 
 
 def test_a_push_that_times_out_is_not_sent_again(standin, tmp_path):
-    standin.faults["slow.SaveKernel"] = "2.5"  # the kernel still starts, after the client gave up
-    done = road(standin, tmp_path, "run", "--fast", "--http-timeout", "1")
+    standin.faults["slow.SaveKernel"] = "1.2"  # the kernel still starts, after the client gave up
+    done = road(standin, tmp_path, "run", "--fast", "--http-timeout", "0.5")
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert len(standin.runs["tester/digit-recognizer-kernel"]) == 1  # one GPU session, not four
     assert "push: no answer (ReadTimeout), but version 1 of tester/digit-recognizer-kernel now exists" in done.stdout

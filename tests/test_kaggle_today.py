@@ -9,7 +9,7 @@ import sys
 
 import pandas as pd
 import pytest
-from conftest import ROOT, offline, road
+from conftest import ROOT, interruptible, offline, road
 
 from digit_recognizer import pipeline
 from kaggle_road import checks, client, steps
@@ -134,7 +134,7 @@ def test_ctrl_c_while_a_run_waits_says_what_keeps_running_and_records_it(standin
     env = dict(os.environ, HOME=str(tmp_path), **standin.environment())
     running = subprocess.Popen([sys.executable, str(ROOT / "scripts" / "push.py"), "run", "--fast", "--runs-dir",
                                 str(tmp_path / "runs"), "--poll", "5"], env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+                               stderr=subprocess.PIPE, text=True, preexec_fn=interruptible)
     for line in running.stdout:
         if "tester/digit-recognizer-kernel/1: " in line:  # waiting: the next read is five seconds off
             running.send_signal(signal.SIGINT)

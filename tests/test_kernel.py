@@ -35,6 +35,7 @@ def refused(*args):
     return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
 
 
+@pytest.mark.slow
 def test_fast_run_writes_a_valid_submission(competition_dir, tmp_path):
     out = tmp_path / "out"
     # --seed moves the members' seeds, not the hold-out: that stays on --holdout-seed (42)

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import ROOT, offline, road
+from conftest import ROOT, interruptible, offline, road
 
 from digit_recognizer import submit
 from kaggle_road import blend
@@ -78,7 +78,7 @@ def test_interrupted_sessions_run_on_and_collect_submits_what_finished(standin, 
     env = dict(os.environ, HOME=str(tmp_path), **standin.environment())
     running = subprocess.Popen([sys.executable, str(ROOT / "scripts" / "push.py"), "run", "--fast", "--sessions", "2",
                                 "--runs-dir", str(tmp_path / "runs"), "--poll", "0.3"], env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=interruptible)
     for line in running.stdout:
         if line.startswith("pushed tester/digit-recognizer-kernel-s2"):
             running.send_signal(signal.SIGINT)

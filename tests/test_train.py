@@ -73,6 +73,7 @@ def test_onecycle_warms_up_over_a_quarter_of_all_steps_then_ends_at_zero():
     assert np.allclose(rates, [0.001, 0.0055, 0.01, 0.005, 0.0], atol=1e-6)
 
 
+@pytest.mark.slow
 def test_min_steps_adds_epochs_when_the_rows_are_few(sample_frames):
     train_frame, _ = sample_frames
     images, labels = data.to_images(train_frame.iloc[:32]), train_frame["label"].to_numpy()[:32]
@@ -106,6 +107,7 @@ def test_ema_is_capped_to_a_fifth_of_a_short_fit_and_says_so():
     assert train.ema_note(TINY, rows=320) is None
 
 
+@pytest.mark.slow
 def test_a_short_fit_with_ema_keeps_what_it_learned(sample_frames):
     """Keras's average has no warm-up: 0.999 over these 30 steps would keep the first step's weights (about a
     quarter of the training rows right); capped, the member is as good as without the average."""
