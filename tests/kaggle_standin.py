@@ -368,9 +368,10 @@ def rehearse(standin, push: list) -> int:
         push = [*push, "--grace", "5"]
     print(f"stand-in of Kaggle's API on 127.0.0.1:{standin.port}: python scripts/push.py {' '.join(push)}", flush=True)
     try:
-        own = {k: v for k, v in os.environ.items() if k not in ("KAGGLE_API_TOKEN", "KAGGLE_CONFIG_DIR")}
+        own = {k: v for k, v in os.environ.items() if k != "KAGGLE_CONFIG_DIR"}
+        # the stand-in's token: the client would otherwise send a token of yours it finds in ~/.kaggle
         return subprocess.run([sys.executable, str(ROOT / "scripts" / "push.py"), *push],
-                              env=dict(own, **standin.environment())).returncode
+                              env=dict(own, **standin.environment(), KAGGLE_API_TOKEN=standin.token)).returncode
     finally:
         standin.stop()
 
