@@ -21,7 +21,7 @@ import sys
 
 from digit_recognizer import budget, config as configuration, submit
 from kaggle_road import blend
-from kaggle_road.client import COMPETITION, KaggleError, Refused, refusing
+from kaggle_road.client import COMPETITION, KaggleError, refusing
 from kaggle_road.checks import check_run
 from kaggle_road.steps import FINISHED, poll
 
@@ -118,14 +118,15 @@ class Sessions:
     def push_and_wait(self, plan: dict):
         """Pushes every session (again when the cap on concurrent sessions refused it and one of ours ended, or
         none of ours runs) and waits for all of them, a status line a poll."""
-        waiting, capped = list(plan["sessions"]), [False]
+        waiting, capped = list(plan["sessions"]), False
 
         def all_ended(elapsed):
-            for session in [s for s in waiting if not s["version"]] if not capped[0] else []:
+            nonlocal capped
+            for session in [s for s in waiting if not s["version"]] if not capped else []:
                 with interrupt_afterwards():  # a session pushed but not in plan.json could never be collected
-                    capped[0] = not self.push(session, waiting)
+                    capped = not self.push(session, waiting)
                     self.save(plan)
-                if capped[0]:
+                if capped:
                     print(f"{session['name']}: {session.pop('refused')}; pushed again when one of ours ends")
                     break
             live = [s for s in waiting if s["version"]]
@@ -133,8 +134,8 @@ class Sessions:
                 session["status"] = self.status(session)
                 if session["status"] in FINISHED:
                     waiting.remove(session)
-                    capped[0] = False
-            capped[0] = capped[0] and len(live) > 0  # the cap is held by sessions not ours: try again each poll
+                    capped = False
+            capped = capped and len(live) > 0  # the cap is held by sessions not ours: try again each poll
             print(f"[{elapsed:6.0f} s] " + ", ".join(f"{s['name']} {state(s)}" for s in plan["sessions"]), flush=True)
             return True if not waiting else None
 
@@ -162,14 +163,9 @@ class Sessions:
         return True
 
     def status(self, session: dict) -> str:
-        """The session's status; while waiting, a read that failed (not refused) keeps the last one known."""
-        try:
-            return self.road.status(f"{session['kernel']}/{session['version']}")[0]
-        except Refused:
-            raise
-        except KaggleError as error:
-            print(f"{session['name']}: status not read ({error}); reading again next poll")
-            return session.get("status") or "not read"
+        """The session's status; after a read that failed (not refused), the last one known."""
+        read = self.road.status_while_waiting(f"{session['kernel']}/{session['version']}")
+        return (session.get("status") or "not read") if read is None else read[0]
 
     def fetch(self, session: dict) -> pathlib.Path:
         """The session's checked test_probabilities.npz, or a KaggleError saying why it is left out."""
@@ -189,7 +185,8 @@ class Sessions:
         except (OSError, ValueError) as error:
             raise KaggleError(f"collect: {self.plan_path}: not readable as JSON ({error})") from None
         fields = ("name", "slug", "version", "outcome")
-        if not (isinstance(plan, dict) and isinstance(plan.get("message"), str) and isinstance(plan.get("sessions"), list)
+        if not (isinstance(plan, dict) and isinstance(plan.get("message"), str)
+                and isinstance(plan.get("sessions"), list)
                 and all(isinstance(s, dict) and all(f in s for f in fields) for s in plan["sessions"])):
             raise KaggleError(f"collect: {self.plan_path}: not a plan that `push.py run --sessions` wrote (a message "
                               f"and sessions with {', '.join(fields)})")

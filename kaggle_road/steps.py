@@ -47,6 +47,18 @@ def poll(look, every: float, limit: float):
         time.sleep(every)
 
 
+def unless_refused(read, say):
+    """read()'s answer; None where it failed in a way a later read may not (5xx, 429, no answer, a 404 just after
+    a push), once say(error) has told the user. A refusal (401, 403) raises: reading again would not help."""
+    try:
+        return read()
+    except Refused:
+        raise
+    except KaggleError as error:
+        say(error)
+        return None
+
+
 class KaggleSteps:
     """One kernel (`slug`, else kernel-metadata.json's) and the competition, through the kaggle client, with the
     options of scripts/push.py. Each kernel has its own; `for_kernel` makes another that shares the client."""
@@ -120,12 +132,12 @@ class KaggleSteps:
                 return dict(stamp, version=self.started_without_answer(kernel, before + 1, error))
         if getattr(response, "error", ""):
             raise KaggleError(f"push: Kaggle refused the kernel: {response.error}")
-        if not response.version_number:  # the client reads a missing number as 0 ("shouldn't happen")
+        version = response.version_number
+        if version:
+            print(f"pushed {kernel} version {version} (bundle {digest}): {response.url}")
+        else:  # the client reads a missing number as 0 ("shouldn't happen"): looked for, as after no answer
             version = self.started_without_answer(kernel, before + 1, NoAnswer("push: answered without a version"))
-            return dict(stamp, version=version, invalid_sources=list(response.invalid_competition_sources or []))
-        print(f"pushed {kernel} version {response.version_number} (bundle {digest}): {response.url}")
-        return dict(stamp, version=response.version_number,
-                    invalid_sources=list(response.invalid_competition_sources or []))
+        return dict(stamp, version=version, invalid_sources=list(response.invalid_competition_sources or []))
 
     def started_without_answer(self, kernel: str, version: int, error: NoAnswer) -> int:
         """A push that got no answer may still have started version `version` (the one after the newest before
@@ -153,24 +165,28 @@ class KaggleSteps:
                               f"rules at {RULES}, then push again; the kernel stops at once without data, and no "
                               "submission is spent")
 
+    def status_while_waiting(self, version: str):
+        """(status, failure) of `version`, or None after a failed read, said in one line: a wait reads again at
+        its next poll, so Kaggle away for an hour is Kaggle slow."""
+        return unless_refused(lambda: self.status(version),
+                              lambda error: print(f"{version}: not read ({error}); reading again at the next poll",
+                                                  flush=True))
+
     def wait(self, version: str) -> str:
-        seen = {"status": "not read"}
+        last = "not read"
 
         def finished(elapsed):
-            try:
-                seen["status"], failure = self.status(version)
-            except Refused:
-                raise
-            except KaggleError as error:  # reading is harmless to repeat: Kaggle away for an hour is Kaggle slow
-                print(f"[{elapsed:6.0f} s] {version}: not read ({error}); reading again in {self.options.poll:g} s",
-                      flush=True)
+            nonlocal last
+            read = self.status_while_waiting(version)
+            if read is None:
                 return None
-            print(f"[{elapsed:6.0f} s] {version}: {seen['status']}", flush=True)
-            return (seen["status"], failure) if seen["status"] in FINISHED else None
+            last = read[0]
+            print(f"[{elapsed:6.0f} s] {version}: {last}", flush=True)
+            return read if last in FINISHED else None
 
         ended = poll(finished, self.options.poll, self.options.timeout)
         if ended is None:
-            raise KaggleError(f"{version} still {seen['status']} after {self.options.timeout:.0f} s; it keeps running "
+            raise KaggleError(f"{version} still {last} after {self.options.timeout:.0f} s; it keeps running "
                               "on Kaggle: `python scripts/push.py status` later")
         status, failure = ended
         if status != "COMPLETE":
@@ -201,14 +217,10 @@ class KaggleSteps:
         """Submissions left today, or None where Kaggle does not say: all zeros (not on a team yet), or a read
         that failed (the client's own submit goes on then too)."""
         self.client()  # no credentials is no read failure
-        try:
-            limits = self.api_call("limits", "competition_get_submission_limits", COMPETITION)
-        except Refused:
-            raise
-        except KaggleError as error:
-            print(f"the day's submission limits could not be read ({error}): going on")
-            return None
-        if not (limits.num_allowed_now or limits.num_today or limits.num_total):
+        limits = unless_refused(
+            lambda: self.api_call("limits", "competition_get_submission_limits", COMPETITION),
+            lambda error: print(f"the day's submission limits could not be read ({error}): going on"))
+        if limits is None or not (limits.num_allowed_now or limits.num_today or limits.num_total):
             return None
         return limits.num_allowed_now
 
