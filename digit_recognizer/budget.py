@@ -4,10 +4,10 @@ ensemble that trains against it.
 A run's budget is its own, or on Kaggle the session's limit less a margin (`session_budget`), counted from the
 start as a `Deadline`. A share trains its groups of members one after another. `Timetable` answers "may this
 group start", makes the forecast and records what the budget cut; `Budget`, which train.fit_members asks at each
-epoch (through a Keras callback), answers "may another epoch run". Families differ in speed, so groups are timed by kind (their families): the first group of
-each kind foresees, after its second epoch (the first also compiles), how long all the groups will take, and each
-kind's last group says whether the next of that kind fits. A member the budget stops mid-fit still predicts: a
-run killed at its session's end writes nothing.
+epoch (through a Keras callback), answers "may another epoch run". Families differ in speed, so groups are timed
+by kind (their families): the first group of each kind foresees, after its second epoch (the first also
+compiles), how long all the groups will take, and each kind's last group says whether the next of that kind fits.
+A member the budget stops mid-fit still predicts: a run killed at its session's end writes nothing.
 """
 
 import dataclasses
@@ -99,7 +99,7 @@ class Budget:
 
 
 class Timetable:
-    """One share's groups against its Deadline: the gate before each group, the epoch callback for its fit, the
+    """One share's groups against its Deadline: the gate before each group, the epoch budget for its fit, the
     forecast, the pace after each group, and its `account` of them."""
 
     def __init__(self, kinds: list, clock: Deadline, rounds: int = 1, log=print):
@@ -118,7 +118,7 @@ class Timetable:
             return False
         return True
 
-    def callback(self, number: int, predicting: float) -> Budget:
+    def epoch_budget(self, number: int, predicting: float) -> Budget:
         """The epoch budget for group `number`'s fit; the first group of its kind makes the forecast."""
         kind = self.kinds[number]
         foresee = None if kind in self.foreseen else functools.partial(self.foresee, kind)

@@ -82,7 +82,7 @@ def train_share(config, groups, rows: data.Rows, clock=Deadline(), log=print) ->
         if number == 0 and (note := train.ema_note(config, len(kept))):
             log(note)
         held_rows = 0 if rows.holdout is None else len(rows.holdout[0])
-        gate = timetable.callback(number, (1 + config.tta) * (len(rows.test_images) + held_rows) / len(kept))
+        gate = timetable.epoch_budget(number, (1 + config.tta) * (len(rows.test_images) + held_rows) / len(kept))
         nets, histories = train.fit_members(config, (rows.images[kept], rows.labels[kept]), specs, validation,
                                             monitor=rows.holdout, callbacks=[train.BudgetCallback(gate)])
         fit_seconds = time.time() - began

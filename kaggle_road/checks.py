@@ -25,7 +25,8 @@ def check_submission(path: pathlib.Path, rows: int, what="output"):
     import pandas as pd
     from digit_recognizer import submit
     if not path.is_file():
-        raise KaggleError(f"{what}: {path}: " + ("a folder, not a submission file" if path.is_dir() else "no such file"))
+        missing = "a folder, not a submission file" if path.is_dir() else "no such file"
+        raise KaggleError(f"{what}: {path}: {missing}")
     try:
         submit.validate_submission(pd.read_csv(path), rows, name=str(path))
     except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as error:  # a failed download leaves an error page
