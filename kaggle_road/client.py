@@ -123,7 +123,8 @@ def secret_values() -> list[str]:
     """Credential values on this machine (keys, tokens): none of them may travel in a bundle."""
     found = [os.environ.get("KAGGLE_KEY", "")]
     token = os.environ.get("KAGGLE_API_TOKEN", "")
-    for path in (token, config_folder() / "access_token", pathlib.Path.home() / ".kaggle" / "access_token"):
+    home = pathlib.Path.home() / ".kaggle"  # where kagglesdk's get_access_token_from_env looks
+    for path in (token, config_folder() / "access_token", home / "access_token", home / "access_token.txt"):
         try:
             found.append(pathlib.Path(path).read_text().strip() if path and pathlib.Path(path).is_file() else "")
         except OSError:
