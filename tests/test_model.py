@@ -23,13 +23,15 @@ def test_tutorial_is_the_tutorials_cnn():
     assert net.count_params() == 887_530  # the tutorial's model.summary() total
 
 
-def test_lenet_is_a_tenth_of_bns_arithmetic():
+def test_lenet_is_a_fifteenth_of_bns_arithmetic():
     def multiply_adds(net):
         return sum(int(np.prod(l.output.shape[1:3])) * int(np.prod(l.kernel.shape)) for l in net.layers
                    if isinstance(l, keras.layers.Conv2D)) + sum(int(np.prod(l.kernel.shape)) for l in net.layers
                                                                 if isinstance(l, keras.layers.Dense))
     small, bn = multiply_adds(build_model(Config(model="lenet"))), multiply_adds(build_model(Config(model="bn")))
-    assert 1.1e6 < small < 1.3e6 and small < bn / 10
+    assert 0.9e6 < small < 1.1e6 and small < bn / 15, (small, bn)
+    first = next(l for l in build_model(Config(model="lenet")).layers if isinstance(l, keras.layers.Conv2D))
+    assert first.strides == (2, 2)  # no one-channel convolution over every pixel: the CPU's slowest layer
 
 
 def test_dropout_scale_multiplies_each_rate():
