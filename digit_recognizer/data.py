@@ -9,6 +9,7 @@ Order of search (the first that holds both train and test wins):
      Kaggle, where a kernel without the competition's data would write a submission of the wrong size
 """
 
+import concurrent.futures
 import dataclasses
 import gzip
 import importlib.util
@@ -185,10 +186,14 @@ def _whole_numbers(values: pd.Series, name: str, column: str) -> pd.Series:
 
 
 def load(source: Source):
-    """Reads and validates both files: (train frame, test frame)."""
+    """Reads and validates both files, side by side: (train frame, test frame). pandas' parser lets go of the GIL,
+    so on two cores the pair takes about the time of train.csv alone; were both bad, train.csv's fault is told."""
     if source.kind == "sample":
         return load_sample(source.train)
-    return read_csv(source.train, TRAIN_COLUMNS), read_csv(source.test, PIXELS)
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        train = pool.submit(read_csv, source.train, TRAIN_COLUMNS)
+        test = pool.submit(read_csv, source.test, PIXELS)
+        return train.result(), test.result()
 
 
 def to_images(frame: pd.DataFrame) -> np.ndarray:
