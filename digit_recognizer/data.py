@@ -15,6 +15,7 @@ import gzip
 import importlib.util
 import os
 import pathlib
+import signal
 
 import numpy as np
 import pandas as pd
@@ -197,18 +198,76 @@ def load(source: Source):
 
 
 def to_images(frame: pd.DataFrame) -> np.ndarray:
-    """Pixel columns as float32 in [0, 1], shaped (N, 28, 28, 1). The cells come out as they were read, then become
-    float32: asking pandas for float32 converts column by column, four times slower on a frame of 785 columns."""
-    return (frame[PIXELS].to_numpy().astype(np.float32) / 255.0).reshape(-1, 28, 28, 1)
+    """Pixel columns as float32 in [0, 1], shaped (N, 28, 28, 1)."""
+    return as_images(pixels(frame))
 
 
-def arrays(source: Source, limit: int = 0):
-    """What the models take: train images, their labels and test images; with `limit`, that many train rows,
+def pixels(frame: pd.DataFrame) -> np.ndarray:
+    """The pixel columns as uint8, (N, 784): the cells as read, each checked to lie in 0-255. Asking pandas for
+    float32 instead converts column by column, four times slower on a frame of 785 columns."""
+    return frame[PIXELS].to_numpy().astype(np.uint8)
+
+
+def as_images(pixels: np.ndarray) -> np.ndarray:
+    """uint8 pixels (N, 784) as float32 in [0, 1], shaped (N, 28, 28, 1): the tutorial's /255."""
+    return (pixels.astype(np.float32) / 255.0).reshape(-1, 28, 28, 1)
+
+
+def cells(source: Source, limit: int = 0):
+    """Train pixels, their labels and test pixels (uint8, one row an image); with `limit`, that many train rows,
     drawn at random (seeded, in file order): a file sorted by label, as the demo sample is, keeps every digit."""
     train, test = load(source)
     if 0 < limit < len(train):
         train = train.iloc[np.sort(np.random.default_rng(0).choice(len(train), limit, replace=False))]
-    return to_images(train), train["label"].to_numpy(np.int64), to_images(test)
+    return pixels(train), train["label"].to_numpy(np.int64), pixels(test)
+
+
+def arrays(source: Source, limit: int = 0):
+    """What the models take: train images, their labels and test images (`cells`, as images)."""
+    train, labels, test = cells(source, limit)
+    return as_images(train), labels, as_images(test)
+
+
+class Reading:
+    """`arrays(source, limit)`, read in a forked process while this one goes on (imports the backend: seconds on a
+    CPU, like the reading). `result()` waits for the arrays, or raises the ValueError or OSError the reading met.
+    The pixels cross as uint8, a quarter of float32's bytes."""
+
+    def __init__(self, source: Source, limit: int = 0):
+        import multiprocessing
+        context = multiprocessing.get_context("fork")
+        self.source = source
+        self.receiver, sender = context.Pipe(duplex=False)
+        self.process = context.Process(target=_send_cells, args=(sender, source, limit), daemon=True)
+        self.process.start()
+        sender.close()
+
+    def result(self):
+        try:
+            found = self.receiver.recv()
+        except EOFError:  # it ended without a word: killed, or out of memory
+            self.process.join()
+            found = OSError(f"{self.source.train.name}: the process reading the data ended without its rows (exit "
+                            f"code {self.process.exitcode}); run again, or free some memory")
+        finally:
+            self.receiver.close()
+        self.process.join()
+        if isinstance(found, Exception):
+            raise found
+        train, labels, test = found
+        return as_images(train), labels, as_images(test)
+
+
+def _send_cells(sender, source: Source, limit: int) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C: kernel.py's handler speaks for the run, once
+    try:
+        found = cells(source, limit)
+    except (ValueError, OSError) as error:
+        found = error
+    try:
+        sender.send(found)
+    except OSError:  # the run ended meanwhile (stopped by a signal): nobody is left to tell
+        pass
 
 
 def label_counts(labels: np.ndarray) -> dict[int, int]:

@@ -4,6 +4,7 @@ import dataclasses
 import json
 import pathlib
 import resource
+import sys
 import time
 
 import numpy as np
@@ -53,14 +54,15 @@ def run(config, source: data.Source, out_dir, log=print, plots=True) -> dict:
     out_dir = submit.writable_folder(out_dir)
     log(f"config: {json.dumps(dataclasses.asdict(config))}")
     log(f"data: {source.describe()}")
-    rows, held, facts = read(config, source, log)
-    laps("read and check")
-
-    # imported here, not at the top: Keras loads its backend (seconds) only once the data is good
+    # The backend's import (seconds on a CPU) and the reading of the files take about as long: a forked process
+    # reads while this one imports. The data's faults are told once the import is done.
+    reading = data.Reading(source, config.limit) if "keras" not in sys.modules else None
     with quiet.start_up_hidden():
         from digit_recognizer import devices, ensemble
-    log(devices.found())
     laps("imports")
+    rows, held, facts = read(config, source, log, reading)
+    laps("read and check")
+    log(devices.found())
 
     result = ensemble.train_members(config, rows, deadline, log)
     laps("train and predict")
@@ -90,10 +92,10 @@ def run(config, source: data.Source, out_dir, log=print, plots=True) -> dict:
     return summary
 
 
-def read(config, source: data.Source, log):
-    """The data, read and checked before anything trains: the Rows the members train on, the numbers of the
-    held-out rows, and what summary.json says of the data."""
-    images, labels, test_images = data.arrays(source, config.limit)
+def read(config, source: data.Source, log, reading: data.Reading | None = None):
+    """The data, read and checked before anything trains (or what `reading` read): the Rows the members train on,
+    the numbers of the held-out rows, and what summary.json says of the data."""
+    images, labels, test_images = reading.result() if reading else data.arrays(source, config.limit)
     counts = data.label_counts(labels)
     log(f"train {len(labels)} rows, test {len(test_images)} rows; label counts {counts}")
     data.check_labels(labels, source.train.name)

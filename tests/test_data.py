@@ -1,5 +1,7 @@
 import gzip
 import os
+import signal
+import time
 
 import numpy as np
 import pytest
@@ -93,6 +95,27 @@ def test_reads_csv_and_gzip(competition_dir):
     gz.write_bytes(gzip.compress((competition_dir / "train.csv").read_bytes()))
     assert data.read_csv(gz, data.TRAIN_COLUMNS).equals(frame)
     assert len(frame) == 300
+
+
+def test_reading_aside_gives_what_arrays_gives(competition_dir):
+    source = data.find_data(str(competition_dir))
+    aside, here = data.Reading(source, limit=100).result(), data.arrays(source, limit=100)
+    assert [a.dtype for a in aside] == [np.float32, np.int64, np.float32]
+    assert all(np.array_equal(a, b) for a, b in zip(aside, here)) and len(aside[1]) == 100
+
+
+def test_reading_aside_raises_the_readers_fault(competition_dir):
+    (competition_dir / "test.csv").write_text("pixel0,pixel1\n1,2\n")
+    with pytest.raises(ValueError, match="test.csv: line 1 \\(header\\): missing column"):
+        data.Reading(data.find_data(str(competition_dir))).result()
+
+
+def test_a_reader_that_dies_is_one_error_not_a_hang(competition_dir, monkeypatch):
+    monkeypatch.setattr(data, "cells", lambda source, limit: time.sleep(60))  # the fork inherits it
+    reading = data.Reading(data.find_data(str(competition_dir)))
+    os.kill(reading.process.pid, signal.SIGKILL)
+    with pytest.raises(OSError, match=r"train.csv: the process reading the data ended without its rows \(exit code -9\)"):
+        reading.result()
 
 
 def test_images_labels_split(sample_frames):
