@@ -1,4 +1,5 @@
-"""Finds the competition files, reads and validates them, and shapes them for a CNN.
+"""Finds the competition files, reads and validates them (beside the backend's import: Reading), and shapes them
+for a CNN.
 
 Order of search (the first that holds both train and test wins):
   1. --data-dir                          (given but incomplete is an error, never a silent fallback)
@@ -249,12 +250,12 @@ class Reading:
         try:
             found = self.receiver.recv()
         except EOFError:  # it ended without a word: killed, or out of memory
-            self.process.join()
-            found = OSError(f"{self.source.train.name}: the process reading the data ended without its rows (exit "
-                            f"code {self.process.exitcode}); run again, or free some memory")
-        finally:
-            self.receiver.close()
+            found = None
+        self.receiver.close()
         self.process.join()
+        if found is None:
+            raise OSError(f"{self.source.train.name}: the process reading the data ended without its rows (exit "
+                          f"code {self.process.exitcode}); run again, or free some memory")
         if isinstance(found, Exception):
             raise found
         train, labels, test = found
