@@ -242,7 +242,7 @@ class Reading:
         context = multiprocessing.get_context("fork")
         self.source = source
         self.receiver, sender = context.Pipe(duplex=False)
-        self.process = context.Process(target=_send_cells, args=(sender, source, limit), daemon=True)
+        self.process = context.Process(target=_send_cells, args=(sender, self.receiver, source, limit), daemon=True)
         self.process.start()
         sender.close()
 
@@ -262,8 +262,9 @@ class Reading:
         return as_images(train), labels, as_images(test)
 
 
-def _send_cells(sender, source: Source, limit: int) -> None:
+def _send_cells(sender, receiver, source: Source, limit: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C: kernel.py's handler speaks for the run, once
+    receiver.close()  # the fork's copy: kept open, a run that ended would leave this process writing to itself
     try:
         found = cells(source, limit)
     except (ValueError, OSError) as error:

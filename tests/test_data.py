@@ -118,6 +118,13 @@ def test_a_reader_that_dies_is_one_error_not_a_hang(competition_dir, monkeypatch
         reading.result()
 
 
+def test_a_reader_whose_run_ended_leaves_without_a_word(competition_dir, capfd):
+    reading = data.Reading(data.find_data(str(competition_dir)))  # 300 rows: more than a pipe's buffer holds
+    reading.receiver.close()  # the run stopped (Ctrl-C on its process alone): nobody reads
+    reading.process.join(timeout=30)
+    assert reading.process.exitcode == 0 and capfd.readouterr().err == ""
+
+
 def test_images_labels_split(sample_frames):
     train, _ = sample_frames
     images = data.to_images(train)
