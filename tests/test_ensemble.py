@@ -19,7 +19,7 @@ class Constant:
     def __init__(self, digit):
         self.digit = digit
 
-    def predict(self, images, batch_size=None, verbose=0):
+    def predict_on_batch(self, images):
         out = np.full((len(images), 10), 0.05, np.float32)
         out[:, self.digit] = 0.55
         return out

@@ -34,6 +34,8 @@ def test_one_fit_step_learns_and_records_history(sample_frames):
     assert np.allclose(history["learning_rate"], [TINY.learning_rate])
     probabilities = train.predict(net, images[:5], tta=4)
     assert probabilities.shape == (5, 10) and np.allclose(probabilities.sum(axis=1), 1, atol=1e-4)
+    # a batch at a time, the last one short, gives what Keras's predict gives for the whole array
+    assert np.allclose(train.predict(net, images[:10], batch_size=4), net.predict(images[:10], verbose=0), atol=1e-6)
 
 
 def test_fit_member_passes_seed_and_determinism(monkeypatch):
