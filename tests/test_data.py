@@ -97,10 +97,10 @@ def test_reads_csv_and_gzip(competition_dir):
     assert len(frame) == 300
 
 
-def test_reading_aside_gives_what_arrays_gives(competition_dir):
+def test_reading_aside_gives_what_cells_gives(competition_dir):
     source = data.find_data(str(competition_dir))
-    aside, here = data.Reading(source, limit=100).result(), data.arrays(source, limit=100)
-    assert [a.dtype for a in aside] == [np.float32, np.int64, np.float32]
+    aside, here = data.Reading(source, limit=100).result(), data.cells(source, limit=100)
+    assert [a.dtype for a in aside] == [np.uint8, np.int64, np.uint8]
     assert all(np.array_equal(a, b) for a, b in zip(aside, here)) and len(aside[1]) == 100
 
 
@@ -111,7 +111,7 @@ def test_reading_aside_raises_the_readers_fault(competition_dir):
 
 
 def test_a_reader_that_dies_is_one_error_not_a_hang(competition_dir, monkeypatch):
-    monkeypatch.setattr(data, "cells", lambda source, limit: time.sleep(60))  # the fork inherits it
+    monkeypatch.setattr(data, "cells", lambda source, limit, threads: time.sleep(60))  # the fork inherits it
     reading = data.Reading(data.find_data(str(competition_dir)))
     os.kill(reading.process.pid, signal.SIGKILL)
     with pytest.raises(OSError, match=r"train.csv: the process reading the data ended without its rows \(exit code -9"):
