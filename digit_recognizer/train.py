@@ -1,6 +1,6 @@
 """Fits members: one model with callbacks, or several side by side in one model that a step trains together.
 
-Backend-neutral: Keras and keras.ops, fed numpy arrays; augmentation is a layer inside each member's model.
+Backend-neutral: Keras and keras.ops, fed numpy arrays (feed.py); augmentation is a layer inside each member's model.
 """
 
 import dataclasses
@@ -9,7 +9,7 @@ import re
 import keras
 import numpy as np
 
-from digit_recognizer import augment, devices, model as models
+from digit_recognizer import augment, devices, feed, model as models
 
 # Steps that one call into the backend runs: Keras's per-step Python is paid once for all of them. The weights come
 # out the same as one step a call (the research log), and callbacks still see every epoch's end.
@@ -172,7 +172,7 @@ def fit_members(config, training, members, validation=None, monitor=None, callba
     callbacks = [*schedule_callbacks(config, validation is not None), *callbacks, keras.callbacks.TerminateOnNaN()]
     validation = validation if validation is not None else monitor
     validation = None if validation is None else (validation[0], targets(validation[1]))
-    history = net.fit(images, targets(labels), batch_size=config.batch_size, epochs=config.epochs, shuffle=True,
+    history = net.fit(**feed.fit_rows(images, targets(labels), config.batch_size), epochs=config.epochs,
                       validation_data=validation, callbacks=callbacks, verbose=config.verbose)
     history = history.history
     check_finite(history["loss"], config, members)
