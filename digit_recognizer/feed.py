@@ -16,11 +16,16 @@ def fit_rows(images, labels, batch_size: int) -> dict:
         return {"x": images, "y": labels, "batch_size": batch_size, "shuffle": True}
     import tensorflow as tf
     rows, full = len(images), len(images) // batch_size
+    # as Keras's own: plain functions, not converted by AutoGraph (which would leave files in $TMPDIR when a run
+    # is stopped at once: kernel.py's Ctrl-C)
+    plain = tf.autograph.experimental.do_not_convert
 
+    @plain
     def permutation(_):  # Keras's ops in Keras's order: the shuffle's seed, and so the order, is Keras's
         indices = tf.range(rows, dtype=tf.int64)
         return tf.random.shuffle(indices)
 
+    @plain
     def batches(indices):
         found = tf.data.Dataset.from_tensor_slices(tf.reshape(indices[:full * batch_size], [full, batch_size]))
         if rows % batch_size:
@@ -30,7 +35,7 @@ def fit_rows(images, labels, batch_size: int) -> dict:
     arrays = keras.tree.map_structure(tf.convert_to_tensor, (images, labels))
     data = tf.data.Dataset.zip((tf.data.Dataset.range(1).map(permutation).prefetch(1).flat_map(batches),
                                 tf.data.Dataset.from_tensors(arrays).repeat()))
-    data = data.map(lambda picked, both: keras.tree.map_structure(lambda a: tf.gather(a, picked), both),
+    data = data.map(plain(lambda picked, both: keras.tree.map_structure(lambda a: tf.gather(a, picked), both)),
                     num_parallel_calls=2)
     options = tf.data.Options()
     options.autotune.enabled = False
