@@ -27,7 +27,7 @@ def batches_seen(fit_arguments, epochs=3):
 def test_the_rows_come_in_kerass_order_so_the_weights_are_kerass():
     images, labels = np.arange(10, dtype=np.float32).reshape(10, 1), np.arange(10, dtype=np.float32)
     keras_seen, keras_weights = batches_seen({"x": images, "y": labels, "batch_size": 4, "shuffle": True})
-    keras.utils.set_random_seed(1)
+    keras.utils.set_random_seed(1)  # the pipeline takes the shuffle's seed as it is built
     seen, weights = batches_seen(feed.fit_rows(images, labels, 4))
     assert seen == keras_seen and [len(b) for b in seen[:3]] == [4, 4, 2]  # the short batch last
     assert sorted(sum(seen[:3], [])) == list(range(10)) and seen[:3] != [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
