@@ -1,4 +1,4 @@
-"""The training rows as `fit` takes them: numpy arrays, Keras shuffling them each epoch; on TensorFlow, the same
+"""The training rows as `fit` takes them: numpy arrays, which Keras batches and shuffles; on TensorFlow, the same
 pipeline that Keras builds for numpy arrays, built here with tf.data's autotuning off.
 
 Why: with autotuning on, each epoch after the first began with a wait of up to 5 s, both cores idle, while the last
