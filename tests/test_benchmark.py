@@ -331,6 +331,15 @@ def test_fast_passes_set_to_kernel_and_refuses_a_field_that_is_not_one(monkeypat
     assert len(commands) == 1
 
 
+@pytest.mark.parametrize("flags, widest", [("fpu avx2 avx512f avx512_bf16", " avx512_bf16"),
+                                           ("fpu sse4_2 avx2 fma", " avx2"), ("fpu sse4_2", "")])
+def test_a_row_names_the_widest_vector_instructions_of_its_machine(tmp_path, flags, widest):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"processor\t: 0\nflags\t\t: {flags}\n")
+    assert benchmark.machine(cpuinfo).endswith(" cores" + widest)
+    assert benchmark.machine(tmp_path / "absent").endswith(" cores")
+
+
 @pytest.mark.slow
 def test_the_gpu_check_runs_at_toy_sizes(competition_dir, tmp_path):
     """The GPU check gets one try on a lent machine: here its code runs end to end at toy sizes."""
