@@ -36,8 +36,9 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 def machine(cpuinfo=pathlib.Path("/proc/cpuinfo")) -> str:
-    """This machine as a row names it: its cores and the widest vector instructions its CPU has, since the same
-    code ran 2.5-3.8x slower on an AVX2 machine than on one with AVX512-BF16 (the research log)."""
+    """This machine as a row names it: its cores and the widest vector instructions its CPU has. The same code
+    runs several times faster with AVX512-BF16 than with AVX2 alone, so rows of the two do not compare (the
+    research log)."""
     try:
         flags = set(cpuinfo.read_text().split())
     except OSError:
